@@ -1,0 +1,76 @@
+"""Config loading, overrides and validation. Run: `.venv/bin/python -m pytest tests/test_config.py`."""
+
+import pytest
+
+from skillit_ray.config import JobConfig, TrainConfig, config_from_dict, describe_keys, load_config
+
+
+def test_defaults_validate_and_yaml_plus_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  steps: 120\nmixture:\n  eta: 0.2\n  graph: [[1, 0], [1, 1]]\n")
+    config = load_config(path, ["train.batch_size=16", "mixture.proportions=[1, 3]", "run.name=abc"])
+    assert config.train.steps == 120 and config.train.batch_size == 16
+    assert config.mixture.eta == 0.2 and config.mixture.graph == [[1.0, 0.0], [1.0, 1.0]]
+    assert config.mixture.proportions == [1.0, 3.0] and config.run.name == "abc"
+    assert isinstance(JobConfig().validate(), JobConfig)
+
+
+def test_unknown_keys_list_the_valid_keys(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) train.stepz.*valid keys: steps, batch_size"):
+        load_config(None, ["train.stepz=3"])
+    with pytest.raises(ValueError, match=r"unknown key\(s\) trian.*valid keys: data, model"):
+        config_from_dict({"trian": {}})
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("mixture.eta=0", "mixture.eta"),
+        ("mixture.eta=-1", "mixture.eta"),
+        ("mixture.window=0", "mixture.window"),
+        ("mixture.num_rounds=0", "mixture.num_rounds"),
+        ("mixture.graph=[[1, 0], [1]]", "mixture.graph row 1"),
+        ("mixture.graph=[[1, .nan]]", r"mixture.graph\[0\]\[1\]"),
+        ("mixture.proportions=[0, 0]", "mixture.proportions"),
+        ("mixture.proportions=[-1, 2]", r"mixture.proportions\[0\]"),
+        ("mixture.strategy=greedy", "mixture.strategy"),
+        ("mixture.strategy=random", "needs mixture.proportions"),
+        ("train.steps=notanumber", "train.steps must be an integer"),
+        ("train.steps=0", "train.steps"),
+        ("data.source=parquet", "data.path"),
+        ("graph.method=exhaustive", "graph.method"),
+        ("scaling.num_workers=64", "train.batch_size"),
+        ("mixture.setting=out_of_domain", "data.eval_skills"),
+        ("train.use_gpu=true", "unknown key"),
+        ("steps", "section.key=value"),
+    ],
+)
+def test_bad_values_name_the_key(override, key):
+    with pytest.raises(ValueError, match=key):
+        load_config(None, [override])
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_config(bad)
+
+
+def test_round_boundaries_cover_every_step_once():
+    for steps, rounds in [(10, 3), (6000, 6), (7, 7), (100, 1), (101, 4)]:
+        train = TrainConfig(steps=steps)
+        covered = []
+        for round_index in range(rounds):
+            start, end = train.steps_in_round(round_index, rounds)
+            assert end > start
+            covered.extend(range(start, end))
+            assert all(train.round_of_step(step, rounds) == round_index for step in range(start, end))
+        assert covered == list(range(steps))
+
+
+def test_describe_keys_lists_dotted_keys():
+    keys = describe_keys()
+    assert "train.steps" in keys and "mixture.eta" in keys and "graph.method" in keys
