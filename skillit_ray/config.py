@@ -200,6 +200,8 @@ class RunConfig:
     """Resume from the latest checkpoint of this run name when one exists."""
     num_checkpoints_to_keep: int = 2
     """Most recent checkpoints kept on storage."""
+    max_failures: int = 2
+    """Times Ray Train restarts failed workers from the latest checkpoint before the run fails."""
     ray_address: str = ""
     """Ray cluster address; empty starts or joins a local Ray."""
 
@@ -386,6 +388,11 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
             raise ValueError(f"{key} must be an integer, got {value!r}")
         return value
     if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string; accept what float() accepts
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{key} must be a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{key} must be a number, got {value!r}")
         return float(value)
@@ -521,6 +528,7 @@ def _validate(config: JobConfig) -> None:
     _require(bool(run.name) and "/" not in run.name, f"run.name={run.name!r} must be a non-empty name without '/'")
     _require(bool(run.storage_path), "run.storage_path must name a directory or s3:// / gs:// URI")
     _require(run.num_checkpoints_to_keep >= 1, "run.num_checkpoints_to_keep must be >= 1")
+    _require(run.max_failures >= 0, f"run.max_failures={run.max_failures} must be >= 0")
 
     graph = config.graph
     _choice("graph.method", graph.method, GRAPH_METHODS)

@@ -1,0 +1,74 @@
+"""Rank, world size, device, seeding, collectives and rank-0 logging for the training workers.
+
+Role in the flow: the only module of the train loop that reads `ray.train.get_context()` or
+`torch.distributed` directly (style rule R6). Works with one worker (no process group) too.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as torch_distributed
+
+logger = logging.getLogger("skillit_ray")
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_rank_zero(self) -> bool:
+        return self.rank == 0
+
+
+def worker_context() -> WorkerContext:
+    """This Train worker's rank, world size and device (GPU chosen by Ray Train)."""
+    import ray.train
+    import ray.train.torch
+
+    context = ray.train.get_context()
+    device = ray.train.torch.get_device()
+    return WorkerContext(context.get_world_rank(), context.get_world_size(), device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _initialized() -> bool:
+    return torch_distributed.is_available() and torch_distributed.is_initialized()
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over ranks (in place and returned); a no-op with one worker."""
+    if _initialized() and torch_distributed.get_world_size() > 1:
+        torch_distributed.all_reduce(values, op=torch_distributed.ReduceOp.SUM)
+    return values
+
+
+def all_gather_objects(value: object) -> list[object]:
+    """Every rank's value, in rank order."""
+    if not _initialized() or torch_distributed.get_world_size() == 1:
+        return [value]
+    gathered: list[object] = [None] * torch_distributed.get_world_size()
+    torch_distributed.all_gather_object(gathered, value)
+    return gathered
+
+
+def barrier() -> None:
+    if _initialized() and torch_distributed.get_world_size() > 1:
+        torch_distributed.barrier()
+
+
+def log_rank0(context: WorkerContext, message: str, *arguments: object) -> None:
+    if context.is_rank_zero:
+        logger.info(message, *arguments)

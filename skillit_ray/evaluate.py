@@ -1,0 +1,72 @@
+"""Per-skill validation loss (and accuracy) on fixed held-out sets, sharded over ranks.
+
+Role in the flow: train -> **evaluate** -> sampler. Every rank scores its slice of every
+evaluation skill's validation set (sample i goes to rank i % world_size), the per-skill sums are
+all-reduced, so every rank ends with the same per-skill means, which rank 0 reports to the sampler.
+
+Synthetic skills (samples with an answer): loss = cross-entropy of the answer token only, accuracy =
+greedy next token equals the answer (`skills/evaluate.py`, reference sections 4.1 and 7.1). Text
+skills (token rows): loss = mean cross-entropy over the real tokens of each sequence, then the mean
+over sequences (the official NI evaluator); no accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from skillit_ray import distributed
+from skillit_ray.data import ValidationSet, labels_for
+from skillit_ray.skills.evaluate import answer_token_losses, greedy_accuracy
+
+SEQUENCES_PER_FORWARD = 64
+
+
+def _sequence_losses(model, token_rows: np.ndarray, pad_id: int, device, autocast_bf16: bool) -> np.ndarray:
+    losses = []
+    for start in range(0, len(token_rows), SEQUENCES_PER_FORWARD):
+        rows = token_rows[start : start + SEQUENCES_PER_FORWARD]
+        labels = torch.as_tensor(labels_for(rows, pad_id))[:, 1:].to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
+            logits = model(input_ids=torch.as_tensor(rows, dtype=torch.long, device=device)).logits[:, :-1]
+        token_losses = torch.nn.functional.cross_entropy(
+            logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none"
+        )
+        counts = (labels != -100).sum(dim=1).clamp(min=1)
+        losses.append((token_losses.sum(dim=1) / counts).double().cpu().numpy())
+    return np.concatenate(losses) if losses else np.zeros(0)
+
+
+@torch.no_grad()
+def evaluate_skills(
+    model: torch.nn.Module,
+    tokenizer,
+    validation_sets: list[ValidationSet],
+    context: distributed.WorkerContext,
+    autocast_bf16: bool = False,
+) -> tuple[list[float], list[float] | None]:
+    """(per-skill mean validation loss, per-skill accuracy or None), identical on every rank."""
+    was_training = model.training
+    model.eval()
+    # rows: skills; columns: loss sum, correct sum, count
+    totals = torch.zeros((len(validation_sets), 3), dtype=torch.float64)
+    has_accuracy = all(validation.samples is not None for validation in validation_sets)
+    for index, validation in enumerate(validation_sets):
+        if validation.samples is not None:
+            shard = validation.samples[context.rank :: context.world_size]
+            if shard:
+                with torch.autocast(device_type=context.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
+                    losses = answer_token_losses(model, tokenizer, shard, context.device)
+                    correct = greedy_accuracy(model, tokenizer, shard, context.device)
+                totals[index] = torch.tensor([losses.sum(), correct.sum(), len(shard)], dtype=torch.float64)
+        else:
+            shard_rows = validation.token_rows[context.rank :: context.world_size]
+            losses = _sequence_losses(model, shard_rows, tokenizer.pad_token_id, context.device, autocast_bf16)
+            totals[index] = torch.tensor([losses.sum(), 0.0, len(shard_rows)], dtype=torch.float64)
+    distributed.all_reduce_sum(totals)
+    if was_training:
+        model.train()
+    counts = totals[:, 2].clamp(min=1)
+    val_loss = (totals[:, 0] / counts).tolist()
+    accuracy = (totals[:, 1] / counts).tolist() if has_accuracy else None
+    return val_loss, accuracy

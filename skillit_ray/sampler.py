@@ -1,0 +1,254 @@
+"""The mixture-sampler Ray actor: one authority for the mixture of every round.
+
+Role in the flow: data -> **sampler** -> train. A thin `@ray.remote(num_cpus=0)` wrapper around a
+pure `mixture.MixtureStrategy`. Rank 0 reports each per-skill evaluation (already all-reduced, so
+every rank holds the same numbers) and each finished round's achieved counts; every rank asks for
+the mixture once per round. Calls are keyed by round and step, never by arrival order (Ray orders
+calls only per submitter), so all ranks of a round receive the identical `(round, weights, seed)`:
+the weights of a round are computed once, cached, and replayed on every later request, including
+after a resume.
+
+The actor also keeps the run's log (one record per round, one per evaluation), so that the whole
+mixture trajectory lives in one place, goes into every checkpoint through `state_dict`, and the
+driver can print a progress line per round while training runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import ray
+
+from skillit_ray.mixture import MixtureStrategy
+
+
+class MixtureSamplerState:
+    """Plain (Ray-free) state of the sampler; the actor below only forwards calls to it."""
+
+    def __init__(self, strategy: MixtureStrategy, seed: int) -> None:
+        self.strategy, self.seed = strategy, int(seed)
+        self.round_weights: dict[int, list[float]] = {}
+        self.round_records: list[dict[str, Any]] = []
+        self.evaluations: list[dict[str, Any]] = []
+        self.train_records: list[dict[str, Any]] = []
+
+    def get_round(self, round_index: int, num_evaluations_expected: int) -> dict[str, Any]:
+        """The round's mixture; computed on first request, identical for every later request."""
+        if round_index not in self.round_weights:
+            if len(self.evaluations) < num_evaluations_expected:
+                raise RuntimeError(
+                    f"round {round_index} asked for after {len(self.evaluations)} evaluations, expected "
+                    f"{num_evaluations_expected}: rank 0 must report before the round starts"
+                )
+            weights = self.strategy.weights_for_round(round_index)
+            self.round_weights[round_index] = [float(value) for value in weights]
+        return {"round": round_index, "weights": list(self.round_weights[round_index]), "seed": self.seed}
+
+    def report_evaluation(self, step: int, val_loss: list[float], accuracy: list[float] | None) -> int:
+        """Record one evaluation (idempotent per step, so a retried call does not double count)."""
+        if self.evaluations and step <= self.evaluations[-1]["step"]:
+            return len(self.evaluations)
+        self.strategy.observe(step, val_loss)
+        self.evaluations.append({"kind": "eval", "step": int(step), "val_loss": list(val_loss), "accuracy": accuracy})
+        return len(self.evaluations)
+
+    def report_round(self, round_index: int, step: int, achieved_counts: list[int], num_ranks_agreeing: int) -> None:
+        """Record a finished round: target weights, achieved counts, the last evaluation."""
+        if any(record["round"] == round_index for record in self.round_records):
+            return
+        last = self.evaluations[-1] if self.evaluations else {"val_loss": None, "accuracy": None}
+        self.round_records.append(
+            {
+                "round": int(round_index),
+                "step": int(step),
+                "weights": list(self.round_weights[round_index]),
+                "achieved_counts": [int(count) for count in achieved_counts],
+                "val_loss": last["val_loss"],
+                "accuracy": last["accuracy"],
+                "num_ranks_agreeing": int(num_ranks_agreeing),
+            }
+        )
+
+    def report_train(self, records: list[dict[str, Any]]) -> None:
+        """Training-loss lines (batched by rank 0, sent once per evaluation)."""
+        seen = self.train_records[-1]["step"] if self.train_records else -1
+        self.train_records.extend(record for record in records if record["step"] > seen)
+
+    def records(self) -> dict[str, Any]:
+        return {
+            "rounds": copy.deepcopy(self.round_records),
+            "evaluations": copy.deepcopy(self.evaluations),
+            "train": copy.deepcopy(self.train_records),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy.state_dict(),
+            "seed": self.seed,
+            "round_weights": {str(key): value for key, value in self.round_weights.items()},
+            **self.records(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["seed"]) != self.seed:
+            raise ValueError(f"checkpoint was written with train.seed={state['seed']}, this run has {self.seed}")
+        self.strategy.load_state_dict(state["strategy"])
+        self.round_weights = {int(key): list(value) for key, value in state["round_weights"].items()}
+        self.round_records = list(state["rounds"])
+        self.evaluations = list(state["evaluations"])
+        self.train_records = list(state["train"])
+
+
+@ray.remote(num_cpus=0)` wrapper around a
+pure `mixture.MixtureStrategy`. Rank 0 reports each per-skill evaluation (already all-reduced, so
+every rank holds the same numbers) and each finished round's achieved counts; every rank asks for
+the mixture once per round. Calls are keyed by round and step, never by arrival order (Ray orders
+calls only per submitter), so all ranks of a round receive the identical `(round, weights, seed)`:
+the weights of a round are computed once, cached, and replayed on every later request, including
+after a resume.
+
+The actor also keeps the run's log (one record per round, one per evaluation), so that the whole
+mixture trajectory lives in one place, goes into every checkpoint through `state_dict`, and the
+driver can print a progress line per round while training runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import ray
+
+from skillit_ray.mixture import MixtureStrategy
+
+
+class MixtureSamplerState:
+    """Plain (Ray-free) state of the sampler; the actor below only forwards calls to it."""
+
+    def __init__(self, strategy: MixtureStrategy, seed: int) -> None:
+        self.strategy, self.seed = strategy, int(seed)
+        self.round_weights: dict[int, list[float]] = {}
+        self.round_records: list[dict[str, Any]] = []
+        self.evaluations: list[dict[str, Any]] = []
+        self.train_records: list[dict[str, Any]] = []
+
+    def get_round(self, round_index: int, num_evaluations_expected: int) -> dict[str, Any]:
+        """The round's mixture; computed on first request, identical for every later request."""
+        if round_index not in self.round_weights:
+            if len(self.evaluations) < num_evaluations_expected:
+                raise RuntimeError(
+                    f"round {round_index} asked for after {len(self.evaluations)} evaluations, expected "
+                    f"{num_evaluations_expected}: rank 0 must report before the round starts"
+                )
+            weights = self.strategy.weights_for_round(round_index)
+            self.round_weights[round_index] = [float(value) for value in weights]
+        return {"round": round_index, "weights": list(self.round_weights[round_index]), "seed": self.seed}
+
+    def report_evaluation(self, step: int, val_loss: list[float], accuracy: list[float] | None) -> int:
+        """Record one evaluation (idempotent per step, so a retried call does not double count)."""
+        if self.evaluations and step <= self.evaluations[-1]["step"]:
+            return len(self.evaluations)
+        self.strategy.observe(step, val_loss)
+        self.evaluations.append({"kind": "eval", "step": int(step), "val_loss": list(val_loss), "accuracy": accuracy})
+        return len(self.evaluations)
+
+    def report_round(self, round_index: int, step: int, achieved_counts: list[int], num_ranks_agreeing: int) -> None:
+        """Record a finished round: target weights, achieved counts, the last evaluation."""
+        if any(record["round"] == round_index for record in self.round_records):
+            return
+        last = self.evaluations[-1] if self.evaluations else {"val_loss": None, "accuracy": None}
+        self.round_records.append(
+            {
+                "round": int(round_index),
+                "step": int(step),
+                "weights": list(self.round_weights[round_index]),
+                "achieved_counts": [int(count) for count in achieved_counts],
+                "val_loss": last["val_loss"],
+                "accuracy": last["accuracy"],
+                "num_ranks_agreeing": int(num_ranks_agreeing),
+            }
+        )
+
+    def report_train(self, records: list[dict[str, Any]]) -> None:
+        """Training-loss lines (batched by rank 0, sent once per evaluation)."""
+        seen = self.train_records[-1]["step"] if self.train_records else -1
+        self.train_records.extend(record for record in records if record["step"] > seen)
+
+    def records(self) -> dict[str, Any]:
+        return {
+            "rounds": copy.deepcopy(self.round_records),
+            "evaluations": copy.deepcopy(self.evaluations),
+            "train": copy.deepcopy(self.train_records),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy.state_dict(),
+            "seed": self.seed,
+            "round_weights": {str(key): value for key, value in self.round_weights.items()},
+            **self.records(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["seed"]) != self.seed:
+            raise ValueError(f"checkpoint was written with train.seed={state['seed']}, this run has {self.seed}")
+        self.strategy.load_state_dict(state["strategy"])
+        self.round_weights = {int(key): list(value) for key, value in state["round_weights"].items()}
+        self.round_records = list(state["rounds"])
+        self.evaluations = list(state["evaluations"])
+        self.train_records = list(state["train"])
+
+    def truncate_to_step(self, step: int) -> None:
+        """Drop what was logged after a checkpoint's step (a resumed run recomputes it)."""
+        self.evaluations = [record for record in self.evaluations if record["step"] <= step]
+        self.train_records = [record for record in self.train_records if record["step"] <= step]
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class MixtureSampler:
+    """Ray actor holding the `MixtureSamplerState` of one run (name: `sampler_actor_name(run)`)."""
+
+    def __init__(self, strategy: MixtureStrategy, seed: int) -> None:
+        self.state = MixtureSamplerState(strategy, seed)
+
+    def get_round(self, round_index: int, num_evaluations_expected: int) -> dict[str, Any]:
+        return self.state.get_round(round_index, num_evaluations_expected)
+
+    def report_evaluation(self, step: int, val_loss: list[float], accuracy: list[float] | None) -> int:
+        return self.state.report_evaluation(step, val_loss, accuracy)
+
+    def report_round(self, round_index: int, step: int, achieved_counts: list[int], num_ranks_agreeing: int) -> None:
+        self.state.report_round(round_index, step, achieved_counts, num_ranks_agreeing)
+
+    def report_train(self, records: list[dict[str, Any]]) -> None:
+        self.state.report_train(records)
+
+    def records(self) -> dict[str, Any]:
+        return self.state.records()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.state.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state.load_state_dict(state)
+
+
+def sampler_actor_name(run_name: str) -> str:
+    return f"skillit-sampler-{run_name}"
+
+
+def create_sampler(run_name: str, strategy: MixtureStrategy, seed: int):
+    """Start the run's named sampler actor, replacing a stale one left by an earlier driver."""
+    name = sampler_actor_name(run_name)
+    try:
+        ray.kill(ray.get_actor(name))
+    except ValueError:
+        pass
+    return MixtureSampler.options(name=name).remote(strategy, seed)
+
+
+def weights_array(published: dict[str, Any]) -> np.ndarray:
+    return np.asarray(published["weights"], dtype=np.float64)

@@ -1,0 +1,52 @@
+"""Synthetic skills (LEGO, addition), their word-level tokenizer and answer-token evaluators.
+
+Place in the flow: **generators** -> tokenizer -> data streams -> training/eval. Everything
+here is pure Python/numpy/torch (no Ray) so that any worker can import it.
+
+Use `get_skill_generator("lego", num_variables=5)` or `get_skill_generator("addition")`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skillit_ray.skills.addition import AdditionGenerator, solve_addition
+from skillit_ray.skills.base import Sample, SkillGenerator
+from skillit_ray.skills.lego import LegoGenerator, solve_lego
+
+SKILL_GENERATORS: dict[str, type[SkillGenerator]] = {
+    "lego": LegoGenerator,
+    "addition": AdditionGenerator,
+}
+"""Registry of generator families by name."""
+
+
+def get_skill_generator(name: str, **options: Any) -> SkillGenerator:
+    """Build a skill generator by family name.
+
+    Args:
+        name: "lego" or "addition".
+        **options: Constructor options, e.g. `num_variables` (LEGO), `num_digits`
+            (addition), `num_validation_samples` (both).
+
+    Returns:
+        The generator.
+
+    Raises:
+        ValueError: If `name` is unknown or an option value is out of range.
+    """
+    if name not in SKILL_GENERATORS:
+        raise ValueError(f"unknown skill generator {name!r}; valid names: {sorted(SKILL_GENERATORS)}")
+    return SKILL_GENERATORS[name](**options)
+
+
+__all__ = [
+    "SKILL_GENERATORS",
+    "AdditionGenerator",
+    "LegoGenerator",
+    "Sample",
+    "SkillGenerator",
+    "get_skill_generator",
+    "solve_addition",
+    "solve_lego",
+]

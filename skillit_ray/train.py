@@ -1,0 +1,624 @@
+"""Training: the per-worker loop (Ray Train DDP) and the driver that wires TorchTrainer to the sampler.
+
+Role in the flow: config -> skills -> data -> sampler -> **train** (-> evaluate, checkpoint) -> report.
+
+`training_loop` reads top to bottom: build -> restore -> evaluate at step 0 -> for each step:
+[1] at a round start, fetch the round's mixture from the sampler (once per round, never per step),
+[2] assemble this rank's batch from the exact per-skill quotas, [3] forward/backward/step,
+[4] every `eval_every_n_steps` and at every round end, evaluate per skill (sharded over ranks,
+all-reduced) and report to the sampler and to Ray Train, [5] checkpoint at round ends (or every N
+steps). The same function runs inside a Ray Train worker (`train_loop_per_worker`) and, with a local
+sampler and one process, inside a Ray Tune trial (`skillit_ray.tune`).
+
+`run_training(config)` is the driver: it validates everything that can be checked without a
+cluster (skills, graph shape, checkpoint compatibility), starts the sampler actor, runs
+`TorchTrainer.fit()`, prints a progress line per round, and writes the run directory
+(`mixture.jsonl`, `metrics.jsonl`, `summary.json`, plots).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from skillit_ray import distributed
+from skillit_ray.config import JobConfig, config_from_dict
+from skillit_ray.data import BatchAssembler, SkillSetup, labels_for, load_skill_tokenizer, load_validation_sets
+from skillit_ray.evaluate import evaluate_skills
+from skillit_ray.mixture import (
+    MixtureStrategy,
+    build_strategy,
+    full_graph_columns,
+    paper_binary_graph,
+    round_quotas,
+    round_skill_schedule,
+    split_quotas_across_ranks,
+)
+from skillit_ray.model import build_model
+from skillit_ray.storage import RunStorage
+
+logger = logging.getLogger("skillit_ray")
+
+FAIL_AT_STEP_VARIABLE = "SKILLIT_RAY_FAIL_AT_STEP"
+"""Fault injection for tests and failure drills: every worker of a run that did not start from a
+checkpoint raises at this step; the restored run (Ray Train retry or a later resume) goes on."""
+CHECKPOINT_FILES = ("model.pt", "optimizer.pt", "scheduler.pt", "train_state.json", "sampler.json")
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def evaluation_steps(config: JobConfig) -> list[int]:
+    """Steps (counted in completed optimizer steps) after which every rank evaluates.
+
+    Step 0 (before training: curricula rank skills by it, Skill-it's history starts with it), every
+    `eval_every_n_steps`, every round end (so each round's update sees fresh losses), and the last.
+    """
+    train, rounds = config.train, config.mixture.num_rounds
+    steps = {0, train.steps}
+    steps.update(range(train.eval_every_n_steps, train.steps + 1, train.eval_every_n_steps))
+    steps.update(train.steps_in_round(round_index, rounds)[1] for round_index in range(rounds))
+    return sorted(steps)
+
+
+def checkpoint_steps(config: JobConfig) -> list[int]:
+    train, rounds = config.train, config.mixture.num_rounds
+    if train.checkpoint_every_n_steps:
+        steps = set(range(train.checkpoint_every_n_steps, train.steps + 1, train.checkpoint_every_n_steps))
+    else:
+        steps = {train.steps_in_round(round_index, rounds)[1] for round_index in range(rounds)}
+    return sorted(steps | {train.steps})
+
+
+def resolve_graph(config: JobConfig, setup: SkillSetup) -> np.ndarray | None:
+    """The k x m skills graph for this run's skills and setting, or None (identity default)."""
+    mixture = config.mixture
+    if mixture.graph_path:
+        from skillit_ray.graph import load_graph
+
+        path = Path(mixture.graph_path)
+        if path.suffix == ".json":
+            graph = load_graph(str(path), setup.train_skills, setup.eval_skills)
+        else:
+            graph = np.asarray(np.load(path), dtype=np.float64)
+    elif mixture.graph:
+        graph = np.asarray(mixture.graph, dtype=np.float64)
+    else:
+        return None
+    num_train, num_eval = len(setup.train_skills), len(setup.eval_skills)
+    if mixture.setting == "finetuning" and graph.shape == (num_train, num_train) and num_eval != num_train:
+        graph = full_graph_columns(graph, setup.train_skills, setup.eval_skills)
+    if graph.shape != (num_train, num_eval):
+        source = mixture.graph_path or "mixture.graph"
+        raise ValueError(
+            f"skills graph {source} has shape {graph.shape} but this run has {num_train} training skills "
+            f"{setup.train_skills} (rows) and {num_eval} evaluation skills {setup.eval_skills} (columns)"
+        )
+    if mixture.graph_preprocessing == "paper_binary":
+        graph = paper_binary_graph(graph)
+    return graph
+
+
+def make_strategy(config: JobConfig, setup: SkillSetup) -> MixtureStrategy:
+    mixture = config.mixture
+    return build_strategy(
+        mixture.strategy,
+        setting=mixture.setting,
+        num_train_skills=len(setup.train_skills),
+        num_eval_skills=len(setup.eval_skills),
+        graph=resolve_graph(config, setup),
+        eta=mixture.eta,
+        window=mixture.window,
+        loss_reduction=mixture.loss_reduction,
+        num_rounds=mixture.num_rounds,
+        proportions=mixture.proportions,
+        prior=mixture.prior,
+        mixing_fraction=mixture.mixing_fraction,
+    )
+
+
+def config_fingerprint(config: JobConfig, setup: SkillSetup) -> str:
+    """Hash of what a checkpoint must share with the run resuming it (not steps, workers or storage)."""
+    relevant = {
+        "skills": [setup.train_skills, setup.eval_skills],
+        "data": [config.data.source, config.data.sequence_length, config.data.pack_sequences],
+        "model": [config.model.size, config.model.overrides],
+        "mixture": {k: v for k, v in config.to_dict()["mixture"].items() if k != "graph_path"},
+        "seed": config.train.seed,
+        "batch_size": config.train.batch_size,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def learning_rate_factor(step: int, config: JobConfig) -> float:
+    """Linear warmup, then linear (official), cosine or constant decay over the remaining steps."""
+    train = config.train
+    if step < train.warmup_steps:
+        return (step + 1) / train.warmup_steps
+    if train.lr_schedule == "constant":
+        return 1.0
+    progress = (step - train.warmup_steps) / max(1, train.steps - train.warmup_steps)
+    if train.lr_schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def build_optimizer(model: torch.nn.Module, config: JobConfig) -> torch.optim.Optimizer:
+    """AdamW, no weight decay on biases and LayerNorm weights (official `create_optimizer_scheduler`)."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        (no_decay if parameter.ndim < 2 or "ln" in name or "norm" in name else decay).append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": config.train.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    fused = next(model.parameters()).is_cuda
+    return torch.optim.AdamW(groups, lr=config.train.learning_rate, betas=(0.9, 0.999), eps=1e-8, fused=fused)
+
+
+# ----------------------------------------------------------------------------- sampler access
+
+
+class SamplerClient(Protocol):
+    def get_round(self, round_index: int, num_evaluations_expected: int) -> dict[str, Any]: ...
+    def report_evaluation(self, step: int, val_loss: list[float], accuracy: list[float] | None) -> int: ...
+    def report_round(
+        self, round_index: int, step: int, achieved_counts: list[int], num_ranks_agreeing: int
+    ) -> None: ...
+    def report_train(self, records: list[dict[str, Any]]) -> None: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class ActorSamplerClient:
+    """Blocking calls to the sampler actor (one round trip per round or evaluation)."""
+
+    def __init__(self, actor) -> None:
+        self.actor = actor
+
+    def __getattr__(self, name: str):
+        import ray
+
+        method = getattr(self.actor, name)
+        return lambda *arguments: ray.get(method.remote(*arguments))
+
+
+Reporter = Any  # callable(metrics: dict, checkpoint_directory: str | None) -> None
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class LoopResult:
+    step: int
+    tokens_per_s: float
+    train_wall_s: float
+
+
+def training_loop(
+    config: JobConfig,
+    setup: SkillSetup,
+    context: distributed.WorkerContext,
+    sampler: SamplerClient,
+    report: Reporter,
+    checkpoint_directory: str | None,
+    prepare_model=None,
+) -> LoopResult:
+    """Train one worker's share; identical on every rank except the data it reads."""
+    train, rounds = config.train, config.mixture.num_rounds
+    world_size, rank = context.world_size, context.rank
+    distributed.seed_everything(train.seed)
+
+    # Build ------------------------------------------------------------------
+    tokenizer = load_skill_tokenizer(setup)
+    model = build_model(
+        config.model.size,
+        vocab_size=len(tokenizer),
+        max_sequence_length=config.data.sequence_length,
+        pretrained_path=config.model.pretrained_path,
+        overrides=config.model.overrides,
+    ).to(context.device)
+    optimizer = build_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, config))
+    assembler = BatchAssembler(config, setup, tokenizer, rank, world_size)
+    validation_sets = load_validation_sets(config, setup, tokenizer)
+    eval_at = evaluation_steps(config)
+    checkpoint_at = set(checkpoint_steps(config))
+
+    # Restore ----------------------------------------------------------------
+    start_step = 0
+    if checkpoint_directory is not None:
+        start_step = restore(checkpoint_directory, model, optimizer, scheduler, assembler, sampler, context)
+    training_model = prepare_model(model) if prepare_model else model
+    autocast_bf16 = context.device.type == "cuda" and train.precision in ("auto", "bf16")
+    if train.compile:
+        training_model = torch.compile(training_model)
+
+    def evaluate_and_report(step: int, round_record: tuple | None = None) -> None:
+        val_loss, accuracy = evaluate_skills(model, tokenizer, validation_sets, context, autocast_bf16)
+        if rank == 0:
+            sampler.report_evaluation(step, val_loss, accuracy)
+            sampler.report_train(pending_train_records)
+            if round_record is not None:
+                sampler.report_round(*round_record)
+        pending_train_records.clear()
+        distributed.barrier()  # every rank sees this evaluation in the sampler before the next round
+        metrics = {"step": step, "mean_val_loss": float(np.mean(val_loss)), "val_loss": val_loss}
+        if accuracy is not None:
+            metrics["mean_accuracy"] = float(np.mean(accuracy))
+            metrics["accuracy"] = accuracy
+        checkpoint_now = step in checkpoint_at and step > start_step
+        report(metrics, save_checkpoint(step) if checkpoint_now else None)
+
+    def save_checkpoint(step: int) -> str | None:
+        states = distributed.all_gather_objects(
+            {"assembler": assembler.state_dict(), "torch_rng": torch.get_rng_state().tolist()}
+        )
+        if rank != 0:
+            return None
+        directory = tempfile.mkdtemp(prefix="skillit-checkpoint-")
+        torch.save(model.state_dict(), Path(directory) / "model.pt")
+        torch.save(optimizer.state_dict(), Path(directory) / "optimizer.pt")
+        torch.save(scheduler.state_dict(), Path(directory) / "scheduler.pt")
+        (Path(directory) / "sampler.json").write_text(json.dumps(sampler.state_dict()))
+        state = {"step": step, "world_size": world_size, "ranks": states, "fingerprint": loop_fingerprint}
+        (Path(directory) / "train_state.json").write_text(json.dumps(state))
+        return directory
+
+    loop_fingerprint = config_fingerprint(config, setup)
+    fail_at_step = int(os.environ[FAIL_AT_STEP_VARIABLE]) if os.environ.get(FAIL_AT_STEP_VARIABLE) else None
+    pending_train_records: list[dict[str, Any]] = []
+    if start_step == 0:
+        evaluate_and_report(0)
+
+    # Loop -------------------------------------------------------------------
+    current_round, schedule, round_achieved = -1, None, np.zeros(len(setup.train_skills), dtype=np.int64)
+    tokens_processed, train_seconds = 0, 0.0
+    for step in range(start_step, train.steps):
+        round_index = train.round_of_step(step, rounds)
+        round_start, round_end = train.steps_in_round(round_index, rounds)
+        if round_index != current_round:
+            # [1] once per round: the sampler's mixture, identical on every rank
+            expected = sum(1 for eval_step in eval_at if eval_step <= round_start)
+            published = sampler.get_round(round_index, expected)
+            # the actor publishes once per round; check every rank really holds the same mixture
+            weights_by_rank = distributed.all_gather_objects(published["weights"])
+            if any(weights != weights_by_rank[0] for weights in weights_by_rank):
+                raise RuntimeError(f"ranks received different mixtures for round {round_index}: {weights_by_rank}")
+            quotas = round_quotas(published["weights"], (round_end - round_start) * train.batch_size)
+            schedule = round_skill_schedule(quotas, published["seed"], round_index)
+            current_round = round_index
+            round_achieved = np.zeros(len(setup.train_skills), dtype=np.int64)
+            if step > round_start:  # resumed mid-round: recount what the earlier steps of the round took
+                for done in range(round_start, step):
+                    step_indices = schedule[(done - round_start) * train.batch_size :][: train.batch_size]
+                    round_achieved += split_quotas_across_ranks(step_indices, len(quotas), world_size)[rank]
+
+        # [2] this rank's batch from the exact quotas of this step
+        step_started = time.perf_counter()
+        step_indices = schedule[(step - round_start) * train.batch_size :][: train.batch_size]
+        counts_by_rank = split_quotas_across_ranks(step_indices, len(setup.train_skills), world_size)
+        input_ids, achieved = assembler.next_batch(counts_by_rank, step)
+        round_achieved += achieved
+
+        if fail_at_step is not None and step == fail_at_step and checkpoint_directory is None:
+            raise RuntimeError(f"injected failure at step {step} ({FAIL_AT_STEP_VARIABLE} is set)")
+        # [3] forward / backward / step with exact global token normalization
+        loss_value = train_step(
+            training_model, optimizer, input_ids, tokenizer.pad_token_id, config, context, autocast_bf16
+        )
+        scheduler.step()
+        elapsed = time.perf_counter() - step_started
+        train_seconds += elapsed
+        tokens_processed += input_ids.size
+        completed = step + 1
+        if completed % train.log_every_n_steps == 0 or completed == train.steps:
+            record = {
+                "kind": "train",
+                "step": completed,
+                "train_loss": loss_value,
+                "learning_rate": scheduler.get_last_lr()[0],
+                "tokens_per_s": input_ids.size * world_size / max(elapsed, 1e-9),
+            }
+            pending_train_records.append(record)
+
+        # [4] round end: achieved counts, summed over ranks, go into the round's record (the round's
+        # closing evaluation runs first, so the record carries the losses the next round will use)
+        if completed == round_end:
+            totals = distributed.all_reduce_sum(torch.as_tensor(round_achieved, dtype=torch.int64)).tolist()
+            round_record = (round_index, completed, totals, len(weights_by_rank))
+        # [5] evaluation (and checkpoint) points; every round end is one
+        if completed in eval_at:
+            evaluate_and_report(completed, round_record if completed == round_end else None)
+    tokens_per_s = tokens_processed * world_size / max(train_seconds, 1e-9)
+    return LoopResult(step=train.steps, tokens_per_s=tokens_per_s, train_wall_s=train_seconds)
+
+
+def train_step(
+    model, optimizer, input_ids: np.ndarray, pad_id: int, config: JobConfig, context, autocast_bf16: bool
+) -> float:
+    """One optimizer step over this rank's rows, in micro-batches; returns the global mean token loss.
+
+    Each rank sums token losses and divides by the global token count times world size: DDP averages
+    gradients over ranks, so the result is the exact mean over every real token of the global batch,
+    even when ranks hold different numbers of rows or tokens.
+    """
+    labels = torch.as_tensor(labels_for(input_ids, pad_id))
+    inputs = torch.as_tensor(input_ids, dtype=torch.long)
+    local_tokens = (labels[:, 1:] != -100).sum()
+    global_tokens = distributed.all_reduce_sum(local_tokens.to(torch.float64).reshape(1)).item()
+    micro = config.train.micro_batch_size or max(1, len(inputs))
+    chunks = list(range(0, len(inputs), micro)) or [0]
+    optimizer.zero_grad(set_to_none=True)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for index, start in enumerate(chunks):
+        chunk_inputs = inputs[start : start + micro].to(context.device, non_blocking=True)
+        chunk_labels = labels[start : start + micro].to(context.device, non_blocking=True)
+        last = index == len(chunks) - 1
+        sync_context = model.no_sync() if (not last and hasattr(model, "no_sync")) else _null_context()
+        with sync_context:
+            with torch.autocast(device_type=context.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
+                logits = model(input_ids=chunk_inputs).logits
+            token_losses = torch.nn.functional.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.size(-1)),
+                chunk_labels[:, 1:].reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
+            )
+            (token_losses * context.world_size / max(global_tokens, 1.0)).backward()
+        loss_sum += token_losses.detach().double().cpu()
+    if config.train.grad_clip_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip_norm)
+    optimizer.step()
+    return float(distributed.all_reduce_sum(loss_sum.reshape(1)).item() / max(global_tokens, 1.0))
+
+
+class _null_context:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def restore(directory, model, optimizer, scheduler, assembler, sampler, context) -> int:
+    """Load a checkpoint into the unwrapped model, optimizer, scheduler, data position and sampler."""
+    directory = Path(directory)
+    state = json.loads((directory / "train_state.json").read_text())
+    model.load_state_dict(torch.load(directory / "model.pt", map_location=context.device, weights_only=True))
+    optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=context.device, weights_only=True))
+    scheduler.load_state_dict(torch.load(directory / "scheduler.pt", weights_only=True))
+    ranks = state["ranks"]
+    own = ranks[context.rank] if state["world_size"] == context.world_size else None
+    assembler_state = dict((own or ranks[0])["assembler"])
+    if own is None:  # different worker count: global positions carry over, per-rank streams restart their epoch
+        assembler_state["streams"] = {
+            skill: {**stream_state, "world_size": state["world_size"]}
+            for skill, stream_state in ranks[0]["assembler"]["streams"].items()
+        }
+    assembler.load_state_dict(assembler_state)
+    torch.set_rng_state(torch.tensor((own or ranks[0])["torch_rng"], dtype=torch.uint8))
+    if context.rank == 0:
+        sampler_state = json.loads((directory / "sampler.json").read_text())
+        sampler.load_state_dict(sampler_state)
+    distributed.barrier()
+    return int(state["step"])
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Ray Train entry point (pickled by reference: it lives in an importable module)."""
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    config = config_from_dict(loop_config["config"])
+    setup = SkillSetup.from_dict(loop_config["setup"])
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    context = distributed.worker_context()
+    sampler = ActorSamplerClient(ray.get_actor(loop_config["sampler_name"]))
+
+    def report(metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
+        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_directory) if checkpoint_directory else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            result = _run(config, setup, context, sampler, report, directory)
+    else:
+        result = _run(config, setup, context, sampler, report, None)
+    if context.rank == 0:
+        sampler.report_train([{"kind": "throughput", "step": result.step, "tokens_per_s": result.tokens_per_s}])
+
+
+def _run(config, setup, context, sampler, report, directory):
+    import ray.train.torch
+
+    return training_loop(
+        config,
+        setup,
+        context,
+        sampler,
+        report,
+        directory,
+        prepare_model=lambda model: ray.train.torch.prepare_model(model, move_to_device=False),
+    )
+
+
+# ----------------------------------------------------------------------------- the driver
+
+
+def find_latest_checkpoint(storage: RunStorage, fingerprint: str) -> str | None:
+    """Newest complete checkpoint of the run; raises if it was written by an incompatible config."""
+    candidates = []
+    for directory in storage.list_directories("checkpoint_"):
+        if not all(storage.exists(f"{directory}/{name}") for name in CHECKPOINT_FILES):
+            logger.warning("ignoring incomplete checkpoint %s", storage.uri(directory))
+            continue
+        state = json.loads(storage.read_text(f"{directory}/train_state.json"))
+        candidates.append((int(state["step"]), directory, state))
+    if not candidates:
+        return None
+    step, directory, state = max(candidates)
+    if state.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"checkpoint {storage.uri(directory)} (step {step}) was written by a different configuration "
+            "(skills, model, mixture, seed or batch size differ); use another run.name or set run.resume=false"
+        )
+    return storage.uri(directory)
+
+
+def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
+    """Validate, start the sampler actor, train with TorchTrainer, and write the run directory."""
+    import ray
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from skillit_ray.data import resolve_skills
+    from skillit_ray.sampler import create_sampler, sampler_actor_name
+
+    # Everything that can fail without a cluster fails here, before Ray starts.
+    config.validate()
+    setup = resolve_skills(config)
+    strategy = make_strategy(config, setup)
+    fingerprint = config_fingerprint(config, setup)
+    storage = RunStorage(config.run.storage_path, config.run.name)
+    latest = find_latest_checkpoint(storage, fingerprint) if config.run.resume else None
+    if not config.run.resume and storage.list_directories("checkpoint_"):
+        raise ValueError(
+            f"{storage.uri('')} already holds checkpoints and run.resume=false; choose a new run.name "
+            "(nothing is overwritten)"
+        )
+
+    if connect is not None:
+        connect()
+    elif not ray.is_initialized():
+        ray.init(address=config.run.ray_address or None)
+    sampler_actor = create_sampler(config.run.name, strategy, config.train.seed)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "config": config.to_dict(),
+            "setup": setup.to_dict(),
+            "sampler_name": sampler_actor_name(config.run.name),
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=config.scaling.num_workers,
+            use_gpu=config.scaling.use_gpu,
+            resources_per_worker={
+                "CPU": config.scaling.cpus_per_worker,
+                **({"GPU": config.scaling.gpus_per_worker} if config.scaling.use_gpu else {}),
+            },
+        ),
+        run_config=ray.train.RunConfig(
+            name=config.run.name,
+            storage_path=storage.train_storage_path(),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.run.num_checkpoints_to_keep),
+            failure_config=ray.train.FailureConfig(max_failures=config.run.max_failures),
+            worker_runtime_env={
+                "env_vars": {key: os.environ[key] for key in (FAIL_AT_STEP_VARIABLE,) if key in os.environ}
+            },
+        ),
+        resume_from_checkpoint=ray.train.Checkpoint(latest) if latest else None,
+    )
+    if latest:
+        logger.info("resuming run %s from %s", config.run.name, latest)
+    progress = ProgressPrinter(sampler_actor, config, setup)
+    started = time.perf_counter()
+    progress.start()
+    try:
+        trainer.fit()
+    finally:
+        progress.stop()
+    wall_s = time.perf_counter() - started
+    records = ray.get(sampler_actor.records.remote())
+    ray.kill(sampler_actor)
+    summary = write_run_outputs(storage, config, setup, records, wall_s)
+    return summary
+
+
+class ProgressPrinter(threading.Thread):
+    """Driver thread: one line per finished round, read from the sampler actor."""
+
+    def __init__(self, sampler_actor, config: JobConfig, setup: SkillSetup) -> None:
+        super().__init__(daemon=True)
+        self.sampler_actor, self.config, self.setup = sampler_actor, config, setup
+        self._stop_event = threading.Event()
+        self._printed = 0
+
+    def run(self) -> None:
+        while not self._stop_event.wait(1.0):
+            self.flush()
+
+    def flush(self) -> None:
+        import ray
+
+        try:
+            rounds = ray.get(self.sampler_actor.records.remote())["rounds"]
+        except Exception:  # actor gone at shutdown
+            return
+        for record in rounds[self._printed :]:
+            weights = " ".join(f"{w:.2f}" for w in record["weights"])
+            line = (
+                f"[{self.config.run.name}] round {record['round'] + 1}/{self.config.mixture.num_rounds} "
+                f"step {record['step']}/{self.config.train.steps} weights [{weights}]"
+            )
+            if record["val_loss"]:
+                line += f" mean val loss {np.mean(record['val_loss']):.4f}"
+            if record["accuracy"]:
+                line += f" mean acc {100 * np.mean(record['accuracy']):.1f}%"
+            print(line, flush=True)
+        self._printed = len(rounds)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.flush()
+
+
+def write_run_outputs(
+    storage: RunStorage, config: JobConfig, setup: SkillSetup, records: dict[str, Any], wall_s: float
+) -> dict[str, Any]:
+    """mixture.jsonl, metrics.jsonl, summary.json and the plots, written atomically."""
+    throughput = [record for record in records["train"] if record["kind"] == "throughput"]
+    train_lines = [record for record in records["train"] if record["kind"] == "train"]
+    storage.write_text("mixture.jsonl", "".join(json.dumps(record) + "\n" for record in records["rounds"]))
+    metric_lines = sorted(records["evaluations"] + train_lines, key=lambda record: (record["step"], record["kind"]))
+    storage.write_text("metrics.jsonl", "".join(json.dumps(record) + "\n" for record in metric_lines))
+    last = records["evaluations"][-1]
+    summary = {
+        "name": config.run.name,
+        "strategy": config.mixture.strategy,
+        "setting": config.mixture.setting,
+        "steps": config.train.steps,
+        "skills": setup.train_skills,
+        "eval_skills": setup.eval_skills,
+        "per_skill_val_loss": last["val_loss"],
+        "per_skill_accuracy": last["accuracy"],
+        "mean_val_loss": float(np.mean(last["val_loss"])),
+        "mean_accuracy": float(np.mean(last["accuracy"])) if last["accuracy"] is not None else None,
+        "tokens_per_s": throughput[-1]["tokens_per_s"] if throughput else None,
+        "wall_s": wall_s,
+        "num_workers": config.scaling.num_workers,
+        "seed": config.train.seed,
+    }
+    storage.write_text("summary.json", json.dumps(summary, indent=2) + "\n")
+    storage.write_text("config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+    if storage.is_local:
+        from skillit_ray import report
+
+        report.plot_mixture_weights(storage.local_path())
+        report.plot_validation_loss(storage.local_path())
+    return summary

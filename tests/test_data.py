@@ -1,0 +1,150 @@
+"""Per-skill streams and batch assembly: exact counts, disjoint ranks, clear errors on bad shards.
+
+Run: `.venv/bin/python -m pytest tests/test_data.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import small_config
+
+from skillit_ray.data import (
+    BatchAssembler,
+    ParquetSkillStream,
+    load_skill_tokenizer,
+    load_validation_sets,
+    resolve_skills,
+)
+from skillit_ray.mixture import round_quotas, round_skill_schedule, split_quotas_across_ranks
+
+
+def rows_as_set(rows: np.ndarray) -> Counter:
+    return Counter(tuple(row) for row in rows.tolist())
+
+
+def test_generator_batches_follow_quotas_and_do_not_depend_on_worker_count(tmp_path):
+    config = small_config(tmp_path, "train.batch_size=12")
+    setup = resolve_skills(config)
+    tokenizer = load_skill_tokenizer(setup)
+    quotas = round_quotas([0.1, 0.7, 0.2], 4 * 12)
+    schedule = round_skill_schedule(quotas, seed=0, round_index=0)
+    global_rows = {}
+    for world_size in (1, 2, 3):
+        assemblers = [BatchAssembler(config, setup, tokenizer, rank, world_size) for rank in range(world_size)]
+        rows, achieved_total = [], np.zeros(3, dtype=int)
+        for step in range(4):
+            counts = split_quotas_across_ranks(schedule[step * 12 : (step + 1) * 12], 3, world_size)
+            for assembler in assemblers:
+                batch, achieved = assembler.next_batch(counts, step)
+                np.testing.assert_array_equal(achieved, counts[assembler.rank])
+                assert batch.shape == (counts[assembler.rank].sum(), 28)
+                rows.append(batch)
+                achieved_total += achieved
+        np.testing.assert_array_equal(achieved_total, quotas)
+        global_rows[world_size] = rows_as_set(np.concatenate(rows))
+    # the same global samples whatever the number of workers; no sample twice
+    assert global_rows[1] == global_rows[2] == global_rows[3]
+    assert max(global_rows[1].values()) == 1
+
+
+def test_parquet_streams_are_disjoint_across_ranks_and_restart_epochs(ray_local, lego_dataset, tmp_path, caplog):
+    config = small_config(tmp_path, f"data.path={lego_dataset}", "data.source=lego", "data.shuffle_buffer_rows=16")
+    setup = resolve_skills(config)
+    tokenizer = load_skill_tokenizer(setup)
+    per_rank = []
+    for rank in range(2):
+        stream = ParquetSkillStream(setup, "lego_2", tokenizer, config, rank, 2)
+        per_rank.append(stream.take(90))  # a rank owns 2 or 3 of the 5 parts (80 or 120 rows)
+    first, second = rows_as_set(per_rank[0][:80]), rows_as_set(per_rank[1][:80])
+    assert not (set(first) & set(second)), "ranks read overlapping rows"
+    rank0 = ParquetSkillStream(setup, "lego_2", tokenizer, config, 0, 2)
+    with caplog.at_level("INFO"):
+        epoch_rows = rank0.take(120 + 10)  # rank 0 owns parts 0, 2, 4: 120 rows, then a new epoch
+    assert rank0.epoch == 1 and "starting epoch 1" in caplog.text
+    assert rows_as_set(epoch_rows[:120]) == rows_as_set(epoch_rows[:120])
+    assert len(set(rows_as_set(epoch_rows[:120]))) == 120
+
+
+def test_parquet_stream_resume_continues_exactly(ray_local, lego_dataset, tmp_path):
+    config = small_config(tmp_path, f"data.path={lego_dataset}", "data.source=lego")
+    setup = resolve_skills(config)
+    tokenizer = load_skill_tokenizer(setup)
+    uninterrupted = ParquetSkillStream(setup, "lego_1", tokenizer, config, 0, 1)
+    expected = uninterrupted.take(70)
+    first = ParquetSkillStream(setup, "lego_1", tokenizer, config, 0, 1)
+    head = first.take(30)
+    resumed = ParquetSkillStream(setup, "lego_1", tokenizer, config, 0, 1)
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    np.testing.assert_array_equal(np.concatenate([head, resumed.take(40)]), expected)
+
+
+def test_validation_sets_from_parquet_have_answers(lego_dataset, tmp_path):
+    config = small_config(tmp_path, f"data.path={lego_dataset}", "data.source=lego")
+    setup = resolve_skills(config)
+    sets = load_validation_sets(config, setup, load_skill_tokenizer(setup))
+    assert [s.skill for s in sets] == ["lego_1", "lego_2", "lego_3"]
+    assert all(len(s.samples) == 20 and s.samples[0].answer in "01" for s in sets)
+
+
+@pytest.fixture
+def broken_copy(lego_dataset, tmp_path):
+    target = tmp_path / "data"
+    shutil.copytree(lego_dataset, target)
+    return target
+
+
+def test_missing_skill_directory_names_the_path(broken_copy, tmp_path):
+    shutil.rmtree(broken_copy / "train" / "lego_2")
+    with pytest.raises(ValueError, match=r"lego_2.*train/lego_2"):
+        resolve_skills(small_config(tmp_path, f"data.path={broken_copy}"))
+
+
+def test_empty_shards_are_rejected(broken_copy, tmp_path):
+    for part in (broken_copy / "train" / "lego_1").glob("*.parquet"):
+        pq.write_table(pa.table({"text": pa.array([], pa.string())}), part)
+    with pytest.raises(ValueError, match="only empty parquet files"):
+        resolve_skills(small_config(tmp_path, f"data.path={broken_copy}"))
+
+
+def test_parquet_without_text_column_names_file_and_fix(broken_copy, tmp_path):
+    part = sorted((broken_copy / "train" / "lego_3").glob("*.parquet"))[0]
+    pq.write_table(pa.table({"body": ["a b c"]}), part)
+    with pytest.raises(ValueError, match=r"part-00000.parquet.*data.text_column"):
+        resolve_skills(small_config(tmp_path, f"data.path={broken_copy}"))
+
+
+def test_corrupt_parquet_names_the_file(broken_copy, tmp_path):
+    part = sorted((broken_copy / "val" / "lego_1").glob("*.parquet"))[0]
+    part.write_bytes(b"this is not parquet")
+    with pytest.raises(ValueError, match=r"val/lego_1/part-00000.parquet is not a readable parquet"):
+        resolve_skills(small_config(tmp_path, f"data.path={broken_copy}"))
+
+
+def test_unknown_skill_names_available_skills(tmp_path):
+    with pytest.raises(ValueError, match=r"\['lego_9'\].*available skills"):
+        resolve_skills(small_config(tmp_path, "data.train_skills=[lego_1, lego_9]"))
+
+
+def test_skewed_weights_and_many_skills_do_not_stall(tmp_path):
+    """1000:1 weights: the rare skill still gets its exact share; skills with quota 0 are never opened."""
+    config = small_config(tmp_path, "data.lego_num_variables=20", "train.batch_size=64", "data.sequence_length=120")
+    setup = resolve_skills(config)
+    weights = np.r_[1000.0, np.ones(19)]
+    quotas = round_quotas(weights, 64 * 30)
+    schedule = round_skill_schedule(quotas, 0, 0)
+    assembler = BatchAssembler(config, setup, load_skill_tokenizer(setup), 0, 1)
+    total = np.zeros(20, dtype=int)
+    for step in range(30):
+        _, achieved = assembler.next_batch(
+            split_quotas_across_ranks(schedule[step * 64 : (step + 1) * 64], 20, 1), step
+        )
+        total += achieved
+    np.testing.assert_array_equal(total, quotas)
+    assert set(assembler.streams) == {setup.train_skills[i] for i in np.flatnonzero(quotas)}
