@@ -97,6 +97,11 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     if arguments.command == "graph" and arguments.method:
         overrides.append(f"graph.method={arguments.method}")
     config = load_config(arguments.config, overrides)
+    if arguments.command != "prepare":
+        from skillit_ray.preflight import check_job
+
+        for warning in check_job(config):  # missing files etc. raise here, before Ray starts
+            print(f"warning: {warning}", file=sys.stderr)
     if arguments.command == "prepare":
         from skillit_ray.prepare import prepare_synthetic
 

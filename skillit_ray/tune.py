@@ -1,0 +1,344 @@
+"""Ray Tune drivers: skills-graph learning from parallel short runs, and eta/rounds/window search.
+
+Role in the flow: train -> **graph/tune**. Every short run is a Ray Tune trial that reuses
+`train.training_loop` in-process (one worker, with a local sampler state instead of the actor) from
+the same starting model (`model.pretrained_path`, or the seeded initial weights), so a graph run and
+a training run measure losses identically.
+
+* `learn_graph` (paper Algorithms 3 and 2): one trial per training skill (linear) or per skill and
+  pair of skills (brute force); each trial trains on its one-hot or pairwise-uniform mixture for
+  `graph.steps` steps and reads every evaluation skill's validation loss before training and at
+  `graph.measure_at_step`. `graph.py` turns the loss drops into A; we write graph.json, graph.npy and
+  a heatmap. Failing trials are retried `graph.max_failures` times and otherwise fail the run with
+  their error: a graph is never built from a partial set of runs.
+* `tune_hyperparameters`: a Tune search over log-uniform eta, the number of rounds and the window,
+  each trial a short Skill-it run (repeated over `tune.seeds`), objective the final mean validation
+  loss (or accuracy), ASHA stopping poor trials at evaluation points; writes the best setting as a
+  ready-to-run YAML.
+* `run_pipeline`: graph -> tune -> train.
+
+`run_short_runs_sequentially` runs the same graph trials one after another in the driver process,
+for the parallel speed-up figure of the benchmark.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from skillit_ray import graph as graph_math
+from skillit_ray.config import JobConfig, config_from_dict
+from skillit_ray.data import resolve_skills
+from skillit_ray.storage import RunStorage
+
+logger = logging.getLogger("skillit_ray")
+
+
+# ----------------------------------------------------------------------------- one short run
+
+
+def short_run_config(config: JobConfig, proportions: list[float]) -> JobConfig:
+    """The config of one graph-learning run: a fixed mixture for graph.steps steps, one round."""
+    short = copy.deepcopy(config)
+    short.mixture.strategy = "random"  # a fixed mixture; "random" takes explicit proportions
+    short.mixture.proportions = list(proportions)
+    short.mixture.num_rounds = 1
+    short.train.steps = config.graph.steps
+    short.train.eval_every_n_steps = config.graph.measure_at_step or config.graph.steps
+    short.scaling.num_workers = 1
+    return short.validate()
+
+
+def run_local_training(config: JobConfig, on_evaluation=None) -> dict[str, Any]:
+    """Train in this process (one worker, local sampler state); returns the sampler's records."""
+    import torch
+
+    from skillit_ray.distributed import WorkerContext
+    from skillit_ray.sampler import MixtureSamplerState
+    from skillit_ray.train import make_strategy, training_loop
+
+    setup = resolve_skills(config)
+    state = MixtureSamplerState(make_strategy(config, setup), config.train.seed)
+    use_cuda = torch.cuda.is_available() and (config.graph.gpus_per_trial > 0 or config.tune.gpus_per_trial > 0)
+    context = WorkerContext(0, 1, torch.device("cuda" if use_cuda else "cpu"))
+
+    def report(metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
+        if on_evaluation is not None:
+            on_evaluation(metrics)
+
+    result = training_loop(config, setup, context, state, report, None)
+    records = state.records()
+    records["tokens_per_s"] = result.tokens_per_s
+    return records
+
+
+def measure_short_run(config: JobConfig, proportions: list[float]) -> dict[str, Any]:
+    """Validation losses of every evaluation skill before training and at graph.measure_at_step."""
+    short = short_run_config(config, proportions)
+    records = run_local_training(short)
+    by_step = {record["step"]: record["val_loss"] for record in records["evaluations"]}
+    measure_step = config.graph.measure_at_step or config.graph.steps
+    return {"initial_losses": by_step[0], "losses_after": by_step[measure_step], "final_losses": by_step[short.train.steps]}
+
+
+def _graph_trial(trial_config: dict[str, Any]) -> None:
+    """Ray Tune function trainable: one short run, reported once."""
+    import ray.tune
+
+    config = config_from_dict(trial_config["config"])
+    measured = measure_short_run(config, trial_config["spec"]["proportions"])
+    ray.tune.report({"run_id": trial_config["spec"]["run_id"], **measured})
+
+
+# ----------------------------------------------------------------------------- graph learning
+
+
+def _run_specs(config: JobConfig, train_skills: list[str], eval_skills: list[str]) -> list[dict[str, Any]]:
+    if config.graph.method == "linear":
+        return graph_math.linear_run_specs(train_skills)
+    missing = [name for name in eval_skills if name not in train_skills]
+    if missing:
+        raise ValueError(
+            f"graph.method=brute-force needs evaluation skills among the training skills (paper Alg. 2); "
+            f"{missing} are not: use graph.method=linear for out-of-domain graphs"
+        )
+    return graph_math.brute_force_run_specs(train_skills)
+
+
+def _assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], directory: Path, extra: dict) -> dict:
+    initial = np.asarray(next(iter(measurements.values()))["initial_losses"])
+    losses_after = {run_id: np.asarray(m["losses_after"]) for run_id, m in measurements.items()}
+    if config.graph.method == "linear":
+        raw = graph_math.linear_graph(setup.train_skills, setup.eval_skills, initial, losses_after)
+    else:
+        raw = graph_math.brute_force_graph(setup.train_skills, setup.eval_skills, initial, losses_after)
+    normalized = graph_math.normalize_graph(
+        raw,
+        initial,
+        normalization=config.graph.normalization,
+        threshold=config.graph.threshold,
+        diagonal=config.graph.diagonal,
+        train_skills=setup.train_skills,
+        eval_skills=setup.eval_skills,
+    )
+    deltas = graph_math.loss_drops(initial, losses_after)
+    path = graph_math.write_graph(
+        directory,
+        train_skills=setup.train_skills,
+        eval_skills=setup.eval_skills,
+        method=config.graph.method,
+        steps=config.graph.steps,
+        measure_at_step=config.graph.measure_at_step or config.graph.steps,
+        initial_losses=initial,
+        raw_deltas=deltas,
+        graph=normalized,
+        raw_graph=raw,
+        normalization=config.graph.normalization,
+        threshold=config.graph.threshold,
+        diagonal=config.graph.diagonal,
+        extra=extra,
+    )
+    from skillit_ray import report
+
+    report.plot_graph_heatmap(
+        normalized, setup.train_skills, setup.eval_skills, directory / "graph_heatmap.png",
+        f"skills graph ({config.graph.method}, {config.graph.steps} steps)",
+    )  # fmt: skip
+    warning = graph_math.degenerate_graph_warning(normalized)
+    if warning:
+        logger.warning(warning)
+    return {"graph_json": str(path), "graph": normalized.tolist(), "warning": warning, **extra}
+
+
+def graph_output_directory(config: JobConfig) -> Path:
+    if config.graph.output_path:
+        return Path(config.graph.output_path)
+    storage = RunStorage(config.run.storage_path, config.run.name)
+    if not storage.is_local:
+        raise ValueError("graph.output_path must be a local directory when run.storage_path is a cloud URI")
+    return storage.local_path() / "graph"
+
+
+def learn_graph(config: JobConfig, connect=None) -> dict[str, Any]:
+    """Run the short runs of Algorithm 3 (linear) or 2 (brute force) as parallel Tune trials."""
+    import ray
+    from ray import tune
+
+    config.validate()
+    setup = resolve_skills(config)  # a missing skill fails here, before any trial starts
+    specs = _run_specs(config, setup.train_skills, setup.eval_skills)
+    directory = graph_output_directory(config)
+    if connect is not None:
+        connect()
+    elif not ray.is_initialized():
+        ray.init(address=config.run.ray_address or None)
+    resources = {"cpu": config.graph.cpus_per_trial, "gpu": config.graph.gpus_per_trial}
+    trainable = tune.with_resources(_graph_trial, resources)
+    storage = RunStorage(config.run.storage_path, config.run.name)
+    started = time.perf_counter()
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"config": config.to_dict(), "spec": tune.grid_search(specs)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=config.graph.max_concurrent_trials or None),
+        run_config=tune.RunConfig(
+            name=f"{config.run.name}-graph",
+            storage_path=storage.train_storage_path(),
+            failure_config=tune.FailureConfig(max_failures=config.graph.max_failures),
+            verbose=0,
+        ),
+    )
+    results = tuner.fit()
+    wall_s = time.perf_counter() - started
+    failed = [result for result in results if result.error is not None]
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(specs)} graph runs failed after {config.graph.max_failures} retries; "
+            f"first error: {failed[0].error}"
+        )
+    measurements = {result.metrics["run_id"]: result.metrics for result in results}
+    extra = {"num_runs": len(specs), "parallel_wall_s": wall_s}
+    return _assemble_graph(config, setup, measurements, directory, extra)
+
+
+def run_short_runs_sequentially(config: JobConfig) -> dict[str, Any]:
+    """The same short runs one after another in this process (baseline for the speed-up figure)."""
+    setup = resolve_skills(config)
+    specs = _run_specs(config, setup.train_skills, setup.eval_skills)
+    started = time.perf_counter()
+    measurements = {spec["run_id"]: measure_short_run(config, spec["proportions"]) for spec in specs}
+    return {"measurements": measurements, "sequential_wall_s": time.perf_counter() - started}
+
+
+# ----------------------------------------------------------------------------- eta / rounds / window search
+
+
+def _objective(records: dict[str, Any], metric: str) -> float:
+    last = records["evaluations"][-1]
+    if metric == "mean_accuracy":
+        if last["accuracy"] is None:
+            raise ValueError("tune.metric=mean_accuracy needs skills with accuracy (LEGO/addition)")
+        return float(np.mean(last["accuracy"]))
+    return float(np.mean(last["val_loss"]))
+
+
+def _tune_trial(trial_config: dict[str, Any]) -> None:
+    import ray.tune
+
+    base = config_from_dict(trial_config["config"])
+    objectives = []
+    for seed in base.tune.seeds:
+        config = copy.deepcopy(base)
+        config.mixture.eta = float(trial_config["eta"])
+        config.mixture.num_rounds = int(trial_config["num_rounds"])
+        config.mixture.window = int(trial_config["window"])
+        config.train.seed = int(seed)
+        config.scaling.num_workers = 1
+        config.validate()
+
+        def on_evaluation(metrics: dict[str, Any], seed=seed) -> None:
+            if len(base.tune.seeds) == 1 and metrics["step"] > 0:
+                value = metrics.get("mean_accuracy") if base.tune.metric == "mean_accuracy" else metrics["mean_val_loss"]
+                ray.tune.report({"objective": value, "step": metrics["step"], "final": False})
+
+        records = run_local_training(config, on_evaluation)
+        objectives.append(_objective(records, base.tune.metric))
+    ray.tune.report({"objective": float(np.mean(objectives)), "per_seed": objectives, "final": True})
+
+
+def tune_hyperparameters(config: JobConfig, connect=None) -> dict[str, Any]:
+    """Search eta (log scale), rounds and window for Skill-it; write best_config.yaml."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    config.validate()
+    setup = resolve_skills(config)
+    from skillit_ray.train import make_strategy
+
+    make_strategy(config, setup)  # graph shape and strategy errors before any trial
+    if connect is not None:
+        connect()
+    elif not ray.is_initialized():
+        ray.init(address=config.run.ray_address or None)
+    mode = "max" if config.tune.metric == "mean_accuracy" else "min"
+    scheduler = None
+    if config.tune.use_asha and len(config.tune.seeds) == 1:
+        max_reports = max(1, config.train.steps // config.train.eval_every_n_steps + config.mixture.num_rounds + 1)
+        scheduler = ASHAScheduler(max_t=max_reports, grace_period=max(1, max_reports // 4), reduction_factor=2)
+    storage = RunStorage(config.run.storage_path, config.run.name)
+    tuner = tune.Tuner(
+        tune.with_resources(_tune_trial, {"cpu": config.tune.cpus_per_trial, "gpu": config.tune.gpus_per_trial}),
+        param_space={
+            "config": config.to_dict(),
+            "eta": tune.loguniform(config.tune.eta_min, config.tune.eta_max),
+            "num_rounds": tune.choice(config.tune.num_rounds_choices),
+            "window": tune.choice(config.tune.window_choices),
+        },
+        tune_config=tune.TuneConfig(
+            metric="objective",
+            mode=mode,
+            num_samples=config.tune.num_samples,
+            scheduler=scheduler,
+            max_concurrent_trials=config.tune.max_concurrent_trials or None,
+        ),
+        run_config=tune.RunConfig(name=f"{config.run.name}-tune", storage_path=storage.train_storage_path(), verbose=0),
+    )
+    results = tuner.fit()
+    errors = [result.error for result in results if result.error is not None]
+    if len(errors) == len(results):
+        raise RuntimeError(f"every tuning trial failed; first error: {errors[0]}")
+    finished = [r for r in results if r.error is None and r.metrics and r.metrics.get("final")]
+    if not finished:
+        raise RuntimeError("no tuning trial finished (ASHA stopped them all?); raise tune.num_samples")
+    best = (max if mode == "max" else min)(finished, key=lambda r: r.metrics["objective"])
+    best_config = copy.deepcopy(config)
+    best_config.mixture.eta = float(best.config["eta"])
+    best_config.mixture.num_rounds = int(best.config["num_rounds"])
+    best_config.mixture.window = int(best.config["window"])
+    output = graph_output_directory(config).parent / "tune"
+    output.mkdir(parents=True, exist_ok=True)
+    best_path = output / "best_config.yaml"
+    best_path.write_text(yaml.safe_dump(_plain(best_config), sort_keys=False))
+    trials = [
+        {"eta": r.config["eta"], "num_rounds": r.config["num_rounds"], "window": r.config["window"],
+         "objective": (r.metrics or {}).get("objective"), "finished": bool((r.metrics or {}).get("final")),
+         "error": str(r.error) if r.error else None}
+        for r in results
+    ]  # fmt: skip
+    (output / "trials.json").write_text(json.dumps(trials, indent=2))
+    return {
+        "best": {"eta": best_config.mixture.eta, "num_rounds": best_config.mixture.num_rounds,
+                 "window": best_config.mixture.window, "objective": best.metrics["objective"]},
+        "best_config": str(best_path),
+        "num_trials": len(results),
+        "num_errors": len(errors),
+    }  # fmt: skip
+
+
+def _plain(config: JobConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def run_pipeline(config: JobConfig, connect=None) -> dict[str, Any]:
+    """graph -> tune -> train, each stage feeding the next (graph.json into mixture.graph_path)."""
+    from skillit_ray.train import run_training
+
+    graph_result = learn_graph(config, connect)
+    tuned_input = copy.deepcopy(config)
+    tuned_input.mixture.graph_path = graph_result["graph_json"]
+    tuned_input.mixture.graph = []
+    tuned_input.mixture.graph_preprocessing = "none"
+    tune_result = tune_hyperparameters(tuned_input, connect)
+    from skillit_ray.config import load_config
+
+    final = load_config(tune_result["best_config"])
+    summary = run_training(final, connect)
+    return {"graph": graph_result, "tune": tune_result, "train": summary}
