@@ -60,7 +60,13 @@ def run_demo(out_dir: str = "runs/demo", overrides: list[str] | None = None) -> 
 
     storage = Path(out_dir).resolve()
     configs = {
-        name: load_config(None, DEMO_SETTINGS + extra + [f"run.name={name}", f"run.storage_path={storage}", "run.resume=false"] + list(overrides or []))
+        name: load_config(
+            None,
+            DEMO_SETTINGS
+            + extra
+            + [f"run.name={name}", f"run.storage_path={storage}", "run.resume=false"]
+            + list(overrides or []),
+        )
         for name, extra in DEMO_RUNS.items()
     }  # every config is validated before Ray starts
     for name in configs:

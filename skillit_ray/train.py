@@ -88,11 +88,7 @@ def resolve_graph(config: JobConfig, setup: SkillSetup) -> np.ndarray | None:
     if mixture.graph_path:
         from skillit_ray.graph import load_graph
 
-        path = Path(mixture.graph_path)
-        if path.suffix == ".json":
-            graph = load_graph(str(path), setup.train_skills, setup.eval_skills)
-        else:
-            graph = np.asarray(np.load(path), dtype=np.float64)
+        graph = load_graph(mixture.graph_path, setup.train_skills, setup.eval_skills)
     elif mixture.graph:
         graph = np.asarray(mixture.graph, dtype=np.float64)
     else:

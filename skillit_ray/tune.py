@@ -86,7 +86,11 @@ def measure_short_run(config: JobConfig, proportions: list[float]) -> dict[str, 
     records = run_local_training(short)
     by_step = {record["step"]: record["val_loss"] for record in records["evaluations"]}
     measure_step = config.graph.measure_at_step or config.graph.steps
-    return {"initial_losses": by_step[0], "losses_after": by_step[measure_step], "final_losses": by_step[short.train.steps]}
+    return {
+        "initial_losses": by_step[0],
+        "losses_after": by_step[measure_step],
+        "final_losses": by_step[short.train.steps],
+    }
 
 
 def _graph_trial(trial_config: dict[str, Any]) -> None:
@@ -245,7 +249,9 @@ def _tune_trial(trial_config: dict[str, Any]) -> None:
 
         def on_evaluation(metrics: dict[str, Any], seed=seed) -> None:
             if len(base.tune.seeds) == 1 and metrics["step"] > 0:
-                value = metrics.get("mean_accuracy") if base.tune.metric == "mean_accuracy" else metrics["mean_val_loss"]
+                value = (
+                    metrics.get("mean_accuracy") if base.tune.metric == "mean_accuracy" else metrics["mean_val_loss"]
+                )
                 ray.tune.report({"objective": value, "step": metrics["step"], "final": False})
 
         records = run_local_training(config, on_evaluation)

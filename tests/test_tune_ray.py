@@ -1,0 +1,73 @@
+"""Skills-graph learning and eta/rounds tuning as Ray Tune trials on a local Ray.
+
+Run: `.venv/bin/python -m pytest tests/test_tune_ray.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import yaml
+from conftest import small_config
+
+from skillit_ray.config import load_config
+from skillit_ray.tune import learn_graph, tune_hyperparameters
+
+TWO_SKILLS = ["data.train_skills=[lego_1, lego_2]", "mixture.graph=[[1, 0], [1, 1]]", "graph.steps=6"]
+
+
+def test_two_skill_graph_end_to_end_under_a_minute(ray_local, tmp_path):
+    config = small_config(tmp_path, *TWO_SKILLS, "graph.measure_at_step=4", "graph.normalization=relative")
+    started = time.perf_counter()
+    result = learn_graph(config)
+    assert time.perf_counter() - started < 60
+    document = json.loads((tmp_path / "run" / "graph" / "graph.json").read_text())
+    for key in ("train_skills", "eval_skills", "method", "steps", "raw_deltas", "graph"):
+        assert key in document
+    assert document["train_skills"] == document["eval_skills"] == ["lego_1", "lego_2"]
+    assert sorted(document["raw_deltas"]) == ["only_lego_1", "only_lego_2"]
+    graph = np.asarray(document["graph"])
+    assert graph.shape == (2, 2) and np.all(np.isfinite(graph))
+    np.testing.assert_allclose(np.load(tmp_path / "run" / "graph" / "graph.npy"), graph)
+    assert (tmp_path / "run" / "graph" / "graph_heatmap.png").stat().st_size > 0
+    assert result["num_runs"] == 2
+    # the learned graph feeds a training config directly
+    trained_with = load_config(None, [f"mixture.graph_path={result['graph_json']}", *TWO_SKILLS[:1]])
+    assert trained_with.mixture.graph_path.endswith("graph.json")
+
+
+def test_failing_trial_is_reported_with_its_error(ray_local, tmp_path):
+    # a model override that the model builder rejects only inside the trial
+    config = small_config(tmp_path, *TWO_SKILLS, "model.overrides={no_such_field: 1}", "graph.max_failures=0")
+    with pytest.raises(RuntimeError, match="graph runs failed.*no_such_field"):
+        learn_graph(config)
+
+
+def test_missing_skill_fails_before_any_trial(tmp_path):
+    config = small_config(tmp_path, "data.train_skills=[lego_1, lego_9]")
+    with pytest.raises(ValueError, match="lego_9"):
+        learn_graph(config)
+
+
+def test_brute_force_needs_eval_skills_among_training_skills(tmp_path):
+    config = small_config(
+        tmp_path, "graph.method=brute-force", "mixture.setting=out_of_domain", "data.train_skills=[lego_1, lego_2]",
+        "data.eval_skills=[lego_3]", "mixture.graph=[[1], [1]]",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="graph.method=linear"):
+        learn_graph(config)
+
+
+def test_tune_writes_a_ready_to_run_best_config(ray_local, tmp_path):
+    config = small_config(
+        tmp_path, "tune.num_samples=2", "tune.num_rounds_choices=[2, 3]", "tune.eta_min=0.1", "tune.eta_max=1.0",
+        "tune.use_asha=false", "train.steps=6", "mixture.num_rounds=2", "train.eval_every_n_steps=3",
+    )  # fmt: skip
+    result = tune_hyperparameters(config)
+    assert result["num_trials"] == 2 and result["num_errors"] == 0
+    best = load_config(result["best_config"])
+    assert 0.1 <= best.mixture.eta <= 1.0 and best.mixture.num_rounds in (2, 3)
+    assert yaml.safe_load(open(result["best_config"]))["mixture"]["eta"] == pytest.approx(result["best"]["eta"])
