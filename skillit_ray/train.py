@@ -88,7 +88,11 @@ def resolve_graph(config: JobConfig, setup: SkillSetup) -> np.ndarray | None:
     if mixture.graph_path:
         from skillit_ray.graph import load_graph
 
-        graph = load_graph(mixture.graph_path, setup.train_skills, setup.eval_skills)
+        columns = setup.eval_skills
+        if mixture.setting == "finetuning" and mixture.graph_path.endswith(".npy"):
+            square = np.load(mixture.graph_path).shape == (len(setup.train_skills),) * 2
+            columns = setup.train_skills if square else columns  # a full k x k graph: take targets below
+        graph = load_graph(mixture.graph_path, setup.train_skills, columns)
     elif mixture.graph:
         graph = np.asarray(mixture.graph, dtype=np.float64)
     else:

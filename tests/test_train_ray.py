@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+import ray.train
 from conftest import small_config
 
 from skillit_ray.mixture import round_quotas
@@ -57,7 +58,7 @@ def test_resume_with_a_different_worker_count_keeps_the_trajectory(uninterrupted
     run_dir, _, _ = uninterrupted
     monkeypatch.setenv(FAIL_AT_STEP_VARIABLE, "9")  # after the round-2 checkpoint at step 8
     failing = small_config(tmp_path, "scaling.num_workers=2", "run.name=elastic", "run.max_failures=0")
-    with pytest.raises(Exception):
+    with pytest.raises(ray.train.TrainingFailedError, match="injected failure"):
         run_training(failing)
     monkeypatch.delenv(FAIL_AT_STEP_VARIABLE)
     resumed = small_config(tmp_path, "scaling.num_workers=1", "run.name=elastic")
