@@ -434,7 +434,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_directory) if checkpoint_directory else None
         ray.train.report(metrics, checkpoint=checkpoint)
 
+    # A retry inside this fit restores Ray Train's latest checkpoint; a new fit of an existing run
+    # starts from the newest compatible checkpoint that the driver found (Train V2 has no
+    # resume_from_checkpoint).
     checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and loop_config.get("resume_checkpoint"):
+        checkpoint = ray.train.Checkpoint(loop_config["resume_checkpoint"])
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             result = _run(config, setup, context, sampler, report, directory)
@@ -514,6 +519,7 @@ def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
             "config": config.to_dict(),
             "setup": setup.to_dict(),
             "sampler_name": sampler_actor_name(config.run.name),
+            "resume_checkpoint": latest,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.scaling.num_workers,
@@ -532,7 +538,6 @@ def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
                 "env_vars": {key: os.environ[key] for key in (FAIL_AT_STEP_VARIABLE,) if key in os.environ}
             },
         ),
-        resume_from_checkpoint=ray.train.Checkpoint(latest) if latest else None,
     )
     if latest:
         logger.info("resuming run %s from %s", config.run.name, latest)

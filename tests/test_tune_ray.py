@@ -42,7 +42,7 @@ def test_two_skill_graph_end_to_end_under_a_minute(ray_local, tmp_path):
 def test_failing_trial_is_reported_with_its_error(ray_local, tmp_path):
     # a model override that the model builder rejects only inside the trial
     config = small_config(tmp_path, *TWO_SKILLS, "model.overrides={no_such_field: 1}", "graph.max_failures=0")
-    with pytest.raises(RuntimeError, match="graph runs failed.*no_such_field"):
+    with pytest.raises(RuntimeError, match="(?s)graph runs failed.*no_such_field"):
         learn_graph(config)
 
 
