@@ -17,7 +17,7 @@ import torch
 
 from skillit_ray import distributed
 from skillit_ray.data import ValidationSet, labels_for
-from skillit_ray.skills.evaluate import answer_token_losses, greedy_accuracy
+from skillit_ray.skills.evaluate import answer_losses_and_correct
 
 SEQUENCES_PER_FORWARD = 64
 
@@ -56,8 +56,7 @@ def evaluate_skills(
             shard = validation.samples[context.rank :: context.world_size]
             if shard:
                 with torch.autocast(device_type=context.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
-                    losses = answer_token_losses(model, tokenizer, shard, context.device)
-                    correct = greedy_accuracy(model, tokenizer, shard, context.device)
+                    losses, correct = answer_losses_and_correct(model, tokenizer, shard, context.device)
                 totals[index] = torch.tensor([losses.sum(), correct.sum(), len(shard)], dtype=torch.float64)
         else:
             shard_rows = validation.token_rows[context.rank :: context.world_size]

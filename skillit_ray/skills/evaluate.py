@@ -111,6 +111,25 @@ def _answer_logits(
     return torch.cat(logits_chunks), torch.tensor(answer_token_ids, dtype=torch.long)
 
 
+def answer_losses_and_correct(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    samples: Sequence[Sample],
+    device: torch.device | str,
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample answer-token loss (float64) and greedy correctness (int64) from one forward pass.
+
+    The evaluation loop needs both; `answer_token_losses` and `greedy_accuracy` return one each.
+    """
+    logits, answer_ids = _answer_logits(model, tokenizer, samples, device, batch_size)
+    if len(answer_ids) == 0:
+        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
+    log_probabilities = torch.log_softmax(logits.float(), dim=-1)
+    losses = -log_probabilities.gather(1, answer_ids[:, None]).squeeze(1)
+    return losses.double().numpy(), (logits.argmax(dim=-1) == answer_ids).long().numpy()
+
+
 def answer_token_losses(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -132,12 +151,7 @@ def answer_token_losses(
     Returns:
         float64 array of shape (len(samples),). Zeros are kept.
     """
-    logits, answer_ids = _answer_logits(model, tokenizer, samples, device, batch_size)
-    if len(answer_ids) == 0:
-        return np.zeros(0, dtype=np.float64)
-    log_probabilities = torch.log_softmax(logits, dim=-1)
-    losses = -log_probabilities.gather(1, answer_ids[:, None]).squeeze(1)
-    return losses.double().numpy()
+    return answer_losses_and_correct(model, tokenizer, samples, device, batch_size)[0]
 
 
 def greedy_accuracy(
@@ -162,10 +176,7 @@ def greedy_accuracy(
     Returns:
         int64 array of shape (len(samples),) holding 1 where the prediction is right.
     """
-    logits, answer_ids = _answer_logits(model, tokenizer, samples, device, batch_size)
-    if len(answer_ids) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return (logits.argmax(dim=-1) == answer_ids).long().numpy()
+    return answer_losses_and_correct(model, tokenizer, samples, device, batch_size)[1]
 
 
 def parse_prediction(generated_text: str) -> int:
