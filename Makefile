@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed
 
-demo: setup
+demo: setup  # replaces the previous demo output
+	rm -rf runs/demo
 	$(BIN)/skillit-ray demo --out runs/demo
 
 test: setup

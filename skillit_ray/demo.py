@@ -8,8 +8,8 @@ Role in the flow: the end-to-end showcase. Three runs with the same step budget,
 * skill-stratified (uniform over skills);
 * random: the paper's imbalanced LEGO mixture, scaled to the demo's skills.
 
-Scale: the paper trains a pretrained GPT-Neo 125M for 6000 steps on k = 5 variables; on 2 CPU cores
-we train a 4-layer model from scratch on k = 3 variables (`DEMO_SETTINGS`). It prints a per-skill
+Scale: the paper continues a pretrained GPT-Neo 125M for 6000 steps; on 2 CPU cores we train a
+2-layer model from scratch for 1500 steps on the same k = 5 skills (`DEMO_SETTINGS`). It prints a per-skill
 accuracy table and writes plots (mixture weights, validation loss per run, and a comparison).
 """
 
@@ -22,16 +22,16 @@ from skillit_ray.config import load_config
 
 DEMO_SETTINGS = [
     "data.source=lego",
-    "data.lego_num_variables=3",
-    "data.sequence_length=24",
-    "model.size=small",
-    "train.steps=1000",
-    "train.batch_size=32",
-    "train.learning_rate=1e-3",
-    "train.eval_every_n_steps=50",
-    "mixture.num_rounds=5",
-    "mixture.window=3",
-    "mixture.eta=0.5",
+    "data.lego_num_variables=5",  # the paper's k = 5
+    "data.sequence_length=36",  # the longest k = 5 sentence is 34 tokens
+    "model.size=tiny",
+    "train.steps=1500",
+    "train.batch_size=32",  # the paper's batch
+    "train.learning_rate=1e-3",  # from scratch (the paper continues a pretrained model at 5e-5)
+    "train.eval_every_n_steps=50",  # the official 120 checkpoints over 6000 steps: every 50
+    "mixture.num_rounds=6",  # official T = 6
+    "mixture.window=3",  # official window (counts evaluations)
+    "mixture.eta=0.5",  # official LEGO eta
     "scaling.num_workers=1",
     "scaling.cpus_per_worker=2",
 ]
@@ -40,13 +40,13 @@ DEMO_SETTINGS = [
 DEMO_RUNS = {
     "skillit": [
         "mixture.strategy=skillit",
-        # paper's LEGO graph restricted to 3 skills (the official LEGO fine-tuning graph)
-        "mixture.graph=[[1, 0, 0], [1, 1, 1], [0, 0, 1]]",
+        # the paper's LEGO graph: skill 2 -> skills 1, 3, 4 (scripts/lego/pt/skillit.sh)
+        "mixture.graph=[[1,0,0,0,0],[1,1,1,1,0],[0,0,1,0,0],[0,0,0,1,0],[0,0,0,0,1]]",
         "mixture.graph_preprocessing=paper_binary",
     ],
     "stratified": ["mixture.strategy=stratified"],
-    # the official random mixture is 1:1:1:3:5 over 5 skills: the deepest skills are the most common
-    "random": ["mixture.strategy=random", "mixture.proportions=[1, 3, 5]"],
+    # the official random baseline: the imbalanced mixture 1:1:1:3:5 (scripts/lego/pt/run_random.sh)
+    "random": ["mixture.strategy=random", "mixture.proportions=[1, 1, 1, 3, 5]"],
 }
 
 
