@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,12 +37,17 @@ def local_head(tmp_path, monkeypatch):
         token_file.parent.mkdir(parents=True, exist_ok=True)
         token_file.write_text(secrets.token_hex(32))
     environment = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
-    gcs_port, dashboard_port = free_port(), free_port()
+    # every port explicit: the suite's own local Ray already holds the default agent ports
+    gcs_port, dashboard_port, agent_http_port, agent_grpc_port, metrics_port, runtime_env_port = (
+        free_port() for _ in range(6)
+    )
     ray_binary = str(Path(sys.executable).parent / "ray")
     temp_dir = Path("/tmp") / f"skillit-head-{secrets.token_hex(3)}"  # short: Unix socket paths are limited
     subprocess.run(
         [ray_binary, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--num-cpus=3",
+         f"--dashboard-agent-listen-port={agent_http_port}", f"--dashboard-agent-grpc-port={agent_grpc_port}",
+         f"--metrics-export-port={metrics_port}", f"--runtime-env-agent-port={runtime_env_port}",
          f"--temp-dir={temp_dir}", "--disable-usage-stats"],
         check=True, env=environment, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -53,6 +59,7 @@ def local_head(tmp_path, monkeypatch):
         # stop only the head this test started: its processes all live under its temp dir
         subprocess.run(["pkill", "-f", str(temp_dir)], check=False)
         time.sleep(1)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_smoke_job_submitted_to_a_local_head_succeeds(local_head, tmp_path):
@@ -68,7 +75,7 @@ def test_smoke_job_submitted_to_a_local_head_succeeds(local_head, tmp_path):
         f"{sys.executable} jobs/train.py --config jobs/configs/smoke.yaml --set run.storage_path={storage} "
         "--set train.steps=8 --set mixture.num_rounds=2 --set train.eval_every_n_steps=4"
     )
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 120
     while True:  # the head's job agent needs a few seconds after `ray start` returns
         try:
             job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
