@@ -47,6 +47,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True
         metavar="KEY=VALUE",
         help="override, e.g. train.steps=100",
     )
+    parser.add_argument("--cluster", help="cluster YAML (clusters/...) to check the job against before it starts")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +101,9 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     if arguments.command != "prepare":
         from skillit_ray.preflight import check_job
 
-        for warning in check_job(config):  # missing files etc. raise here, before Ray starts
+        for warning in check_job(
+            config, getattr(arguments, "cluster", None)
+        ):  # missing files etc. raise here, before Ray starts
             print(f"warning: {warning}", file=sys.stderr)
     if arguments.command == "prepare":
         from skillit_ray.prepare import prepare_synthetic

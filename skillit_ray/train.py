@@ -497,6 +497,13 @@ def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
 
     # Everything that can fail without a cluster fails here, before Ray starts.
     config.validate()
+    if config.mixture.strategy in ("curriculum", "anticurriculum"):
+        raise ValueError(
+            f"mixture.strategy={config.mixture.strategy} (sample-level, ordered by the initial model's "
+            "per-sample loss) is implemented as skillit_ray.mixture.curriculum_round_indices but the Ray "
+            "training path does not score and reorder a sample pool yet; use skill_curriculum / "
+            "skill_anticurriculum for the skill-level versions"
+        )
     setup = resolve_skills(config)
     strategy = make_strategy(config, setup)
     fingerprint = config_fingerprint(config, setup)

@@ -46,3 +46,29 @@ def test_prepare_writes_manifest_and_shards(tmp_path):
     assert manifest["skills"] == ["addition_1", "addition_2", "addition_3"]
     assert len(list((out / "train" / "addition_2").glob("*.parquet"))) == 3
     assert (out / "tokenizer").is_dir() and (out / "val" / "addition_3" / "part-00000.parquet").is_file()
+
+
+def test_gpu_job_on_a_cpu_only_shape_is_refused(tmp_path, capsys):
+    cluster = tmp_path / "cpu_only.yaml"
+    cluster.write_text(
+        "cluster_name: cpu\nprovider: {type: aws, region: us-west-2}\nmax_workers: 2\n"
+        "available_node_types:\n  head: {node_config: {InstanceType: m6i.large}, resources: {CPU: 2}}\n"
+        "head_node_type: head\n"
+    )
+    arguments = [
+        "train",
+        "--config",
+        "jobs/configs/smoke.yaml",
+        "--set",
+        "scaling.use_gpu=true",
+        "--cluster",
+        str(cluster),
+    ]
+    assert main(arguments) == 2
+    assert "GPU" in capsys.readouterr().err
+
+
+def test_sample_level_curriculum_is_refused_in_training_not_silently_run(tmp_path, capsys):
+    arguments = ["train", "--config", "jobs/configs/smoke.yaml", "--set", "mixture.strategy=curriculum"]
+    assert main(arguments + ["--set", f"run.storage_path={tmp_path}"]) == 2
+    assert "curriculum_round_indices" in capsys.readouterr().err
