@@ -286,7 +286,7 @@ class ParquetSkillStream:
         context.execution_options.preserve_order = True  # deterministic row order within this rank
         context.enable_progress_bars = False
         try:
-            dataset = ray.data.read_parquet(paths, columns=[self.text_column])
+            dataset = ray.data.read_parquet(paths).select_columns([self.text_column])
         except Exception as error:  # pyarrow/Ray raise several types for corrupt files
             raise ValueError(f"cannot read parquet files of skill {self.skill!r} ({paths[:3]}...): {error}") from error
         dataset = dataset.map_batches(
