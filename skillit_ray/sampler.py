@@ -73,8 +73,8 @@ class MixtureSamplerState:
 
     def report_train(self, records: list[dict[str, Any]]) -> None:
         """Training-loss lines (batched by rank 0, sent once per evaluation)."""
-        seen = self.train_records[-1]["step"] if self.train_records else -1
-        self.train_records.extend(record for record in records if record["step"] > seen)
+        seen = {(record["kind"], record["step"]) for record in self.train_records}
+        self.train_records.extend(record for record in records if (record["kind"], record["step"]) not in seen)
 
     def records(self) -> dict[str, Any]:
         return {

@@ -42,6 +42,7 @@ def test_every_round_has_one_mixture_for_all_ranks_and_exact_counts(uninterrupte
     # Skill-it moved the mixture away from the initial softmax of row sums
     assert rounds[0]["weights"] != rounds[2]["weights"]
     assert summary["strategy"] == "skillit" and len(summary["per_skill_accuracy"]) == 3
+    assert summary["tokens_per_s"] > 0
     for name in ("metrics.jsonl", "summary.json", "mixture_weights.png", "val_loss.png"):
         assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0
 
