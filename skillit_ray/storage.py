@@ -80,7 +80,9 @@ class RunStorage:
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, payload)
             return str(target)
-        with self.filesystem.open_output_stream(f"{self.base}/{relative}") as stream:
+        target = f"{self.base}/{relative}"
+        self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)  # no-op on object stores
+        with self.filesystem.open_output_stream(target) as stream:
             stream.write(payload)
         return self.uri(relative)
 
