@@ -427,6 +427,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     config = config_from_dict(loop_config["config"])
     setup = SkillSetup.from_dict(loop_config["setup"])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_per_report_logs()
     context = distributed.worker_context()
     sampler = ActorSamplerClient(ray.get_actor(loop_config["sampler_name"]))
 
@@ -447,6 +448,18 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         result = _run(config, setup, context, sampler, report, None)
     if context.rank == 0:
         sampler.report_train([{"kind": "throughput", "step": result.step, "tokens_per_s": result.tokens_per_s}])
+
+
+def quiet_per_report_logs() -> None:
+    """Ray Train V2 logs every report and checkpoint at INFO from each worker; the driver's one line
+    per round says the same, so keep only its warnings (internal logger names, hence the guard)."""
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+        from ray.train.v2._internal.execution import storage as train_storage
+    except ImportError:
+        return
+    for name in (train_context.__file__, train_storage.__name__):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _run(config, setup, context, sampler, report, directory):
