@@ -104,6 +104,7 @@ def throughput(overrides: list[str]) -> dict:
         "plain_pytorch_tokens_per_s": round(plain["tokens_per_s"], 1),
         "pipeline_tokens_per_s": round(summary["tokens_per_s"], 1),
         "ratio_pipeline_over_plain": round(summary["tokens_per_s"] / plain["tokens_per_s"], 3),
+        "pipeline_batch_assembly_share": round(summary["batch_assembly_s"] / summary["train_step_s"], 3),
         "pipeline_end_to_end_s": round(end_to_end_s, 1),
         "pipeline_end_to_end_tokens_per_s": round(positions / end_to_end_s, 1),
         "cpu_count": os.cpu_count(),

@@ -206,6 +206,7 @@ class LoopResult:
     step: int
     tokens_per_s: float
     train_wall_s: float
+    batch_assembly_s: float
 
 
 def training_loop(
@@ -286,7 +287,7 @@ def training_loop(
 
     # Loop -------------------------------------------------------------------
     current_round, schedule, round_achieved = -1, None, np.zeros(len(setup.train_skills), dtype=np.int64)
-    tokens_processed, train_seconds = 0, 0.0
+    tokens_processed, train_seconds, assembly_seconds = 0, 0.0, 0.0
     for step in range(start_step, train.steps):
         round_index = train.round_of_step(step, rounds)
         round_start, round_end = train.steps_in_round(round_index, rounds)
@@ -312,6 +313,7 @@ def training_loop(
         step_indices = schedule[(step - round_start) * train.batch_size :][: train.batch_size]
         counts_by_rank = split_quotas_across_ranks(step_indices, len(setup.train_skills), world_size)
         input_ids, achieved = assembler.next_batch(counts_by_rank, step)
+        assembly_seconds += time.perf_counter() - step_started
         round_achieved += achieved
 
         if fail_at_step is not None and step == fail_at_step and checkpoint_directory is None:
@@ -344,7 +346,9 @@ def training_loop(
         if completed in eval_at:
             evaluate_and_report(completed, round_record if completed == round_end else None)
     tokens_per_s = tokens_processed * world_size / max(train_seconds, 1e-9)
-    return LoopResult(step=train.steps, tokens_per_s=tokens_per_s, train_wall_s=train_seconds)
+    return LoopResult(
+        step=train.steps, tokens_per_s=tokens_per_s, train_wall_s=train_seconds, batch_assembly_s=assembly_seconds
+    )
 
 
 def train_step(
@@ -429,6 +433,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     quiet_per_report_logs()
     context = distributed.worker_context()
+    distributed.log_rank0(
+        context, "worker group: %d worker(s), device %s, %d torch threads per worker",
+        context.world_size, context.device, torch.get_num_threads(),
+    )  # fmt: skip
     sampler = ActorSamplerClient(ray.get_actor(loop_config["sampler_name"]))
 
     def report(metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
@@ -447,7 +455,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     else:
         result = _run(config, setup, context, sampler, report, None)
     if context.rank == 0:
-        sampler.report_train([{"kind": "throughput", "step": result.step, "tokens_per_s": result.tokens_per_s}])
+        throughput = {"kind": "throughput", "step": result.step, "tokens_per_s": result.tokens_per_s}
+        throughput.update(train_step_s=result.train_wall_s, batch_assembly_s=result.batch_assembly_s)
+        sampler.report_train([throughput])
 
 
 def quiet_per_report_logs() -> None:
@@ -635,6 +645,8 @@ def write_run_outputs(
         "mean_val_loss": float(np.mean(last["val_loss"])),
         "mean_accuracy": float(np.mean(last["accuracy"])) if last["accuracy"] is not None else None,
         "tokens_per_s": throughput[-1]["tokens_per_s"] if throughput else None,
+        "train_step_s": throughput[-1]["train_step_s"] if throughput else None,
+        "batch_assembly_s": throughput[-1]["batch_assembly_s"] if throughput else None,
         "wall_s": wall_s,
         "num_workers": config.scaling.num_workers,
         "seed": config.train.seed,
