@@ -23,17 +23,14 @@ import json
 import logging
 import math
 import os
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from skillit_ray import distributed
+from skillit_ray import checkpoint, distributed, outputs
 from skillit_ray.config import JobConfig, config_from_dict
 from skillit_ray.data import BatchAssembler, SkillSetup, labels_for, load_skill_tokenizer, load_validation_sets
 from skillit_ray.evaluate import evaluate_skills
@@ -54,7 +51,6 @@ logger = logging.getLogger("skillit_ray")
 FAIL_AT_STEP_VARIABLE = "SKILLIT_RAY_FAIL_AT_STEP"
 """Fault injection for tests and failure drills: every worker of a run that did not start from a
 checkpoint raises at this step; the restored run (Ray Train retry or a later resume) goes on."""
-CHECKPOINT_FILES = ("model.pt", "optimizer.pt", "scheduler.pt", "train_state.json", "sampler.json")
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -242,7 +238,7 @@ def training_loop(
     # Restore ----------------------------------------------------------------
     start_step = 0
     if checkpoint_directory is not None:
-        start_step = restore(checkpoint_directory, model, optimizer, scheduler, assembler, sampler, context)
+        start_step = checkpoint.restore(checkpoint_directory, model, optimizer, scheduler, assembler, sampler, context)
     training_model = prepare_model(model) if prepare_model else model
     autocast_bf16 = context.device.type == "cuda" and train.precision in ("auto", "bf16")
     if train.compile:
@@ -265,19 +261,9 @@ def training_loop(
         report(metrics, save_checkpoint(step) if checkpoint_now else None)
 
     def save_checkpoint(step: int) -> str | None:
-        states = distributed.all_gather_objects(
-            {"assembler": assembler.state_dict(), "torch_rng": torch.get_rng_state().tolist()}
+        return checkpoint.write_checkpoint(
+            step, model, optimizer, scheduler, assembler, sampler, context, loop_fingerprint
         )
-        if rank != 0:
-            return None
-        directory = tempfile.mkdtemp(prefix="skillit-checkpoint-")
-        torch.save(model.state_dict(), Path(directory) / "model.pt")
-        torch.save(optimizer.state_dict(), Path(directory) / "optimizer.pt")
-        torch.save(scheduler.state_dict(), Path(directory) / "scheduler.pt")
-        (Path(directory) / "sampler.json").write_text(json.dumps(sampler.state_dict()))
-        state = {"step": step, "world_size": world_size, "ranks": states, "fingerprint": loop_fingerprint}
-        (Path(directory) / "train_state.json").write_text(json.dumps(state))
-        return directory
 
     loop_fingerprint = config_fingerprint(config, setup)
     fail_at_step = int(os.environ[FAIL_AT_STEP_VARIABLE]) if os.environ.get(FAIL_AT_STEP_VARIABLE) else None
@@ -398,30 +384,6 @@ class _null_context:
         return False
 
 
-def restore(directory, model, optimizer, scheduler, assembler, sampler, context) -> int:
-    """Load a checkpoint into the unwrapped model, optimizer, scheduler, data position and sampler."""
-    directory = Path(directory)
-    state = json.loads((directory / "train_state.json").read_text())
-    model.load_state_dict(torch.load(directory / "model.pt", map_location=context.device, weights_only=True))
-    optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=context.device, weights_only=True))
-    scheduler.load_state_dict(torch.load(directory / "scheduler.pt", weights_only=True))
-    ranks = state["ranks"]
-    own = ranks[context.rank] if state["world_size"] == context.world_size else None
-    assembler_state = dict((own or ranks[0])["assembler"])
-    if own is None:  # different worker count: global positions carry over, per-rank streams restart their epoch
-        assembler_state["streams"] = {
-            skill: {**stream_state, "world_size": state["world_size"]}
-            for skill, stream_state in ranks[0]["assembler"]["streams"].items()
-        }
-    assembler.load_state_dict(assembler_state)
-    torch.set_rng_state(torch.tensor((own or ranks[0])["torch_rng"], dtype=torch.uint8))
-    if context.rank == 0:
-        sampler_state = json.loads((directory / "sampler.json").read_text())
-        sampler.load_state_dict(sampler_state)
-    distributed.barrier()
-    return int(state["step"])
-
-
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train entry point (pickled by reference: it lives in an importable module)."""
     import ray
@@ -489,26 +451,6 @@ def _run(config, setup, context, sampler, report, directory):
 # ----------------------------------------------------------------------------- the driver
 
 
-def find_latest_checkpoint(storage: RunStorage, fingerprint: str) -> str | None:
-    """Newest complete checkpoint of the run; raises if it was written by an incompatible config."""
-    candidates = []
-    for directory in storage.list_directories("checkpoint_"):
-        if not all(storage.exists(f"{directory}/{name}") for name in CHECKPOINT_FILES):
-            logger.warning("ignoring incomplete checkpoint %s", storage.uri(directory))
-            continue
-        state = json.loads(storage.read_text(f"{directory}/train_state.json"))
-        candidates.append((int(state["step"]), directory, state))
-    if not candidates:
-        return None
-    step, directory, state = max(candidates)
-    if state.get("fingerprint") != fingerprint:
-        raise ValueError(
-            f"checkpoint {storage.uri(directory)} (step {step}) was written by a different configuration "
-            "(skills, model, mixture, seed or batch size differ); use another run.name or set run.resume=false"
-        )
-    return storage.uri(directory)
-
-
 def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
     """Validate, start the sampler actor, train with TorchTrainer, and write the run directory."""
     import ray
@@ -531,7 +473,7 @@ def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
     strategy = make_strategy(config, setup)
     fingerprint = config_fingerprint(config, setup)
     storage = RunStorage(config.run.storage_path, config.run.name)
-    latest = find_latest_checkpoint(storage, fingerprint) if config.run.resume else None
+    latest = checkpoint.find_latest_checkpoint(storage, fingerprint) if config.run.resume else None
     if not config.run.resume and storage.list_directories("checkpoint_"):
         raise ValueError(
             f"{storage.uri('')} already holds checkpoints and run.resume=false; choose a new run.name "
@@ -571,7 +513,7 @@ def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
     )
     if latest:
         logger.info("resuming run %s from %s", config.run.name, latest)
-    progress = ProgressPrinter(sampler_actor, config, setup)
+    progress = outputs.ProgressPrinter(sampler_actor, config, setup)
     started = time.perf_counter()
     progress.start()
     try:
@@ -581,81 +523,5 @@ def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
     wall_s = time.perf_counter() - started
     records = ray.get(sampler_actor.records.remote())
     ray.kill(sampler_actor)
-    summary = write_run_outputs(storage, config, setup, records, wall_s)
-    return summary
-
-
-class ProgressPrinter(threading.Thread):
-    """Driver thread: one line per finished round, read from the sampler actor."""
-
-    def __init__(self, sampler_actor, config: JobConfig, setup: SkillSetup) -> None:
-        super().__init__(daemon=True)
-        self.sampler_actor, self.config, self.setup = sampler_actor, config, setup
-        self._stop_event = threading.Event()
-        self._printed = 0
-
-    def run(self) -> None:
-        while not self._stop_event.wait(1.0):
-            self.flush()
-
-    def flush(self) -> None:
-        import ray
-
-        try:
-            rounds = ray.get(self.sampler_actor.records.remote())["rounds"]
-        except Exception:  # actor gone at shutdown
-            return
-        for record in rounds[self._printed :]:
-            weights = " ".join(f"{w:.2f}" for w in record["weights"])
-            line = (
-                f"[{self.config.run.name}] round {record['round'] + 1}/{self.config.mixture.num_rounds} "
-                f"step {record['step']}/{self.config.train.steps} weights [{weights}]"
-            )
-            if record["val_loss"]:
-                line += f" mean val loss {np.mean(record['val_loss']):.4f}"
-            if record["accuracy"]:
-                line += f" mean acc {100 * np.mean(record['accuracy']):.1f}%"
-            print(line, flush=True)
-        self._printed = len(rounds)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.flush()
-
-
-def write_run_outputs(
-    storage: RunStorage, config: JobConfig, setup: SkillSetup, records: dict[str, Any], wall_s: float
-) -> dict[str, Any]:
-    """mixture.jsonl, metrics.jsonl, summary.json and the plots, written atomically."""
-    throughput = [record for record in records["train"] if record["kind"] == "throughput"]
-    train_lines = [record for record in records["train"] if record["kind"] == "train"]
-    storage.write_text("mixture.jsonl", "".join(json.dumps(record) + "\n" for record in records["rounds"]))
-    metric_lines = sorted(records["evaluations"] + train_lines, key=lambda record: (record["step"], record["kind"]))
-    storage.write_text("metrics.jsonl", "".join(json.dumps(record) + "\n" for record in metric_lines))
-    last = records["evaluations"][-1]
-    summary = {
-        "name": config.run.name,
-        "strategy": config.mixture.strategy,
-        "setting": config.mixture.setting,
-        "steps": config.train.steps,
-        "skills": setup.train_skills,
-        "eval_skills": setup.eval_skills,
-        "per_skill_val_loss": last["val_loss"],
-        "per_skill_accuracy": last["accuracy"],
-        "mean_val_loss": float(np.mean(last["val_loss"])),
-        "mean_accuracy": float(np.mean(last["accuracy"])) if last["accuracy"] is not None else None,
-        "tokens_per_s": throughput[-1]["tokens_per_s"] if throughput else None,
-        "train_step_s": throughput[-1]["train_step_s"] if throughput else None,
-        "batch_assembly_s": throughput[-1]["batch_assembly_s"] if throughput else None,
-        "wall_s": wall_s,
-        "num_workers": config.scaling.num_workers,
-        "seed": config.train.seed,
-    }
-    storage.write_text("summary.json", json.dumps(summary, indent=2) + "\n")
-    storage.write_text("config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-    if storage.is_local:
-        from skillit_ray import report
-
-        report.plot_mixture_weights(storage.local_path())
-        report.plot_validation_loss(storage.local_path())
+    summary = outputs.write_run_outputs(storage, config, setup, records, wall_s)
     return summary
