@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import numpy as np
 import ray
 
 from skillit_ray.mixture import MixtureStrategy
@@ -142,7 +141,3 @@ def create_sampler(run_name: str, strategy: MixtureStrategy, seed: int):
     except ValueError:
         pass
     return MixtureSampler.options(name=name).remote(strategy, seed)
-
-
-def weights_array(published: dict[str, Any]) -> np.ndarray:
-    return np.asarray(published["weights"], dtype=np.float64)
