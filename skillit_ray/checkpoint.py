@@ -4,9 +4,11 @@ Role in the flow: train -> **checkpoint** -> (resume) train. A checkpoint direct
 `model.pt`, `optimizer.pt`, `scheduler.pt` (tensors only, loaded with `weights_only=True`),
 `sampler.json` (the sampler actor's state: strategy, loss history, published rounds, run log) and
 `train_state.json` (step, world size, each rank's data positions and torch RNG state, and the
-fingerprint of the configuration that wrote it). Nothing is unpickled from user paths. Ray Train
-copies the directory to `<storage_path>/<run>/checkpoint_*`; a new fit of the same run resumes from
-the newest complete one whose fingerprint matches.
+fingerprint of the configuration that wrote it), and, for a sample-level curriculum,
+`curriculum_losses.pt` (the initial model's loss of every pool sample, which orders the pool).
+Nothing is unpickled from user paths. Ray Train copies the directory to
+`<storage_path>/<run>/checkpoint_*`; a new fit of the same run resumes from the newest complete one
+whose fingerprint matches.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ logger = logging.getLogger("skillit_ray")
 CHECKPOINT_FILES = ("model.pt", "optimizer.pt", "scheduler.pt", "train_state.json", "sampler.json")
 
 
-def write_checkpoint(step, model, optimizer, scheduler, assembler, sampler, context, fingerprint: str) -> str | None:
+CURRICULUM_LOSSES_FILE = "curriculum_losses.pt"
+
+
+def write_checkpoint(
+    step, model, optimizer, scheduler, assembler, sampler, context, fingerprint: str, pool_losses=None
+) -> str | None:
     """Gather every rank's data position and RNG; rank 0 writes the directory (others get None)."""
     states = distributed.all_gather_objects(
         {"assembler": assembler.state_dict(), "torch_rng": torch.get_rng_state().tolist()}
@@ -38,13 +45,16 @@ def write_checkpoint(step, model, optimizer, scheduler, assembler, sampler, cont
     torch.save(optimizer.state_dict(), directory / "optimizer.pt")
     torch.save(scheduler.state_dict(), directory / "scheduler.pt")
     (directory / "sampler.json").write_text(json.dumps(sampler.state_dict()))
+    if pool_losses is not None:
+        torch.save(torch.as_tensor(pool_losses, dtype=torch.float64), directory / CURRICULUM_LOSSES_FILE)
     state = {"step": step, "world_size": context.world_size, "ranks": states, "fingerprint": fingerprint}
     (directory / "train_state.json").write_text(json.dumps(state))
     return str(directory)
 
 
-def restore(directory, model, optimizer, scheduler, assembler, sampler, context) -> int:
-    """Load a checkpoint into the unwrapped model, optimizer, scheduler, data position and sampler."""
+def restore(directory, model, optimizer, scheduler, assembler, sampler, context, pool=None) -> int:
+    """Load a checkpoint into the unwrapped model, optimizer, scheduler, data position and sampler
+    (and, for a sample-level curriculum, the pool's initial losses)."""
     directory = Path(directory)
     state = json.loads((directory / "train_state.json").read_text())
     model.load_state_dict(torch.load(directory / "model.pt", map_location=context.device, weights_only=True))
@@ -63,6 +73,13 @@ def restore(directory, model, optimizer, scheduler, assembler, sampler, context)
     if context.rank == 0:
         sampler_state = json.loads((directory / "sampler.json").read_text())
         sampler.load_state_dict(sampler_state)
+    if pool is not None:
+        losses_path = directory / CURRICULUM_LOSSES_FILE
+        if not losses_path.is_file():
+            raise ValueError(
+                f"checkpoint {directory} has no {CURRICULUM_LOSSES_FILE}; it was not written by a curriculum run"
+            )
+        pool.losses = torch.load(losses_path, weights_only=True).numpy()
     distributed.barrier()
     return int(state["step"])
 

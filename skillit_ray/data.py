@@ -431,6 +431,96 @@ class BatchAssembler:
         self._pending_stream_states = dict(state.get("streams", {}))
 
 
+# ----------------------------------------------------------------------------- curriculum pool
+
+
+class CurriculumPool:
+    """The fixed, scored sample pool of the sample-level (anti)curriculum (official `curriculum_trainer`).
+
+    Position p of the pool is sample number `within_skill[p]` of skill `skills[p]`; the skill mix is
+    `mixture.curriculum_pool_skills` of the strategy's proportions (the imbalanced Random pool).
+    Generator data: the sample is drawn on demand from (seed, skill, index), like the streams.
+    Parquet data: the first rows of each skill's train part files in file order (cycled when a skill
+    has fewer rows than its share), held in memory, since a curriculum needs random access to the
+    pool. The initial model's loss of every position (`skillit_ray.evaluate.score_pool`) orders it.
+    """
+
+    def __init__(self, setup: SkillSetup, tokenizer, config: JobConfig, pool_skills: np.ndarray) -> None:
+        self.setup, self.tokenizer, self.config = setup, tokenizer, config
+        self.skills = np.asarray(pool_skills, dtype=np.int64)
+        self.within_skill = np.zeros(self.skills.size, dtype=np.int64)
+        for skill_index in range(len(setup.train_skills)):
+            positions = np.flatnonzero(self.skills == skill_index)
+            self.within_skill[positions] = np.arange(positions.size)
+        self.losses: np.ndarray | None = None  # set by scoring or by a checkpoint
+        if setup.uses_generator:
+            self.generator = get_skill_generator(setup.source, **setup.generator_options)
+            self.generator_indices = [self.generator.skill_names.index(name) for name in setup.train_skills]
+        else:
+            self.rows_by_skill = [
+                self._read_parquet_rows(name, int((self.skills == index).sum()))
+                for index, name in enumerate(setup.train_skills)
+            ]
+
+    def __len__(self) -> int:
+        return int(self.skills.size)
+
+    @property
+    def has_answers(self) -> bool:
+        """Whether pool items are prompt/answer samples (scored by answer-token loss) or plain texts."""
+        return self.setup.uses_generator or isinstance(self.rows_by_skill[0][0], Sample)
+
+    def _read_parquet_rows(self, skill: str, count: int) -> list:
+        import pyarrow.parquet as pq
+
+        rows: list = []
+        for part in list_parts(Path(self.setup.dataset_path) / "train" / skill):
+            table = pq.read_table(str(part))
+            columns = set(table.column_names)
+            if {"prompt", "answer"} <= columns:
+                suffixes = table.column("suffix").to_pylist() if "suffix" in columns else [""] * table.num_rows
+                rows.extend(
+                    Sample(skill=skill, prompt=prompt, answer=answer, suffix=suffix)
+                    for prompt, answer, suffix in zip(
+                        table.column("prompt").to_pylist(), table.column("answer").to_pylist(), suffixes
+                    )
+                )
+            else:
+                rows.extend(str(text) for text in table.column(self.config.data.text_column).to_pylist())
+            if len(rows) >= count:
+                break
+        if len(rows) < count:
+            logger.info(
+                "curriculum pool: skill %s has %d rows for a share of %d; cycling them", skill, len(rows), count
+            )
+        return [rows[index % len(rows)] for index in range(count)] if rows else []
+
+    def items(self, positions) -> list:
+        """Samples (with answers) or texts at these pool positions."""
+        items = []
+        for position in positions:
+            skill_index, index = int(self.skills[position]), int(self.within_skill[position])
+            if self.setup.uses_generator:
+                items.append(
+                    self.generator.sample_by_index(self.generator_indices[skill_index], index, self.config.train.seed)
+                )
+            else:
+                items.append(self.rows_by_skill[skill_index][index])
+        return items
+
+    def token_rows(self, positions) -> np.ndarray:
+        """Training rows (whole sentence, padded) for these pool positions."""
+        texts = [item.text if isinstance(item, Sample) else item for item in self.items(positions)]
+        return encode_texts(self.tokenizer, texts, self.config.data.sequence_length)
+
+    def batch(self, positions: np.ndarray, step: int, rank: int) -> tuple[np.ndarray, np.ndarray]:
+        """(input_ids, per-skill counts) for this rank's pool positions at `step`, shuffled like any batch."""
+        rows = self.token_rows(positions)
+        achieved = np.bincount(self.skills[positions], minlength=len(self.setup.train_skills)).astype(np.int64)
+        order = np.random.default_rng([self.config.train.seed, step, rank, 0xBA7C]).permutation(len(rows))
+        return rows[order], achieved
+
+
 # ----------------------------------------------------------------------------- validation sets
 
 

@@ -207,9 +207,14 @@ def split_quotas_across_ranks(step_skill_indices: Any, num_skills: int, world_si
         raise ValueError(f"{indices.size} samples cannot be split over {world_size} ranks; raise the batch size")
     counts = np.zeros((world_size, num_skills), dtype=np.int64)
     for rank in range(world_size):
-        start, end = rank * indices.size // world_size, (rank + 1) * indices.size // world_size
+        start, end = rank_row_range(indices.size, world_size, rank)
         counts[rank] = np.bincount(indices[start:end], minlength=num_skills)
     return counts
+
+
+def rank_row_range(num_rows: int, world_size: int, rank: int) -> tuple[int, int]:
+    """[start, end) of the rows of a global step that rank `rank` trains on (contiguous, sizes differ by <= 1)."""
+    return rank * num_rows // world_size, (rank + 1) * num_rows // world_size
 
 
 def step_rank_quotas(
@@ -360,6 +365,20 @@ class SkillCurriculumMixture(MixtureStrategy):
 
 
 # ----------------------------------------------------------------------------- sample-level curriculum
+
+
+def curriculum_pool_skills(proportions: Any, pool_size: int, seed: int) -> np.ndarray:
+    """Skill of each position of the curriculum's sample pool, in a seeded random order.
+
+    The pool holds exactly `round_quotas(proportions, pool_size)` samples per skill (the official
+    curriculum trainer scores "the same imbalanced pool as Random"); its order only matters for
+    ties in the loss sort, and it is a pure function of (proportions, pool_size, seed).
+    """
+    if pool_size < 1:
+        raise ValueError(f"the curriculum pool needs at least one sample (pool_size={pool_size})")
+    sequence = np.repeat(np.arange(len(proportions)), round_quotas(proportions, pool_size))
+    _rng(seed, 0xC0C0).shuffle(sequence)
+    return sequence
 
 
 def curriculum_round_indices(

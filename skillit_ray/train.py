@@ -32,13 +32,23 @@ import torch
 
 from skillit_ray import checkpoint, distributed, outputs
 from skillit_ray.config import JobConfig, config_from_dict
-from skillit_ray.data import BatchAssembler, SkillSetup, labels_for, load_skill_tokenizer, load_validation_sets
-from skillit_ray.evaluate import evaluate_skills
+from skillit_ray.data import (
+    BatchAssembler,
+    CurriculumPool,
+    SkillSetup,
+    labels_for,
+    load_skill_tokenizer,
+    load_validation_sets,
+)
+from skillit_ray.evaluate import evaluate_skills, score_pool
 from skillit_ray.mixture import (
     MixtureStrategy,
     build_strategy,
+    curriculum_pool_skills,
+    curriculum_round_indices,
     full_graph_columns,
     paper_binary_graph,
+    rank_row_range,
     round_quotas,
     round_skill_schedule,
     split_quotas_across_ranks,
@@ -123,6 +133,34 @@ def make_strategy(config: JobConfig, setup: SkillSetup) -> MixtureStrategy:
         prior=mixture.prior,
         mixing_fraction=mixture.mixing_fraction,
     )
+
+
+SAMPLE_CURRICULA = ("curriculum", "anticurriculum")
+
+
+def build_curriculum_pool(config: JobConfig, setup: SkillSetup, tokenizer) -> CurriculumPool | None:
+    """The scored pool of a sample-level (anti)curriculum run, else None (unscored until step 0)."""
+    if config.mixture.strategy not in SAMPLE_CURRICULA:
+        return None
+    pool_size = config.mixture.curriculum_pool_size or config.train.steps * config.train.batch_size
+    proportions = make_strategy(config, setup).weights_for_round(0)
+    return CurriculumPool(setup, tokenizer, config, curriculum_pool_skills(proportions, pool_size, config.train.seed))
+
+
+def curriculum_schedules(config: JobConfig, pool: CurriculumPool) -> list[np.ndarray]:
+    """Pool positions each round trains on, in order (pacing of `mixture.curriculum_round_indices`)."""
+    train, mixture = config.train, config.mixture
+    round_bounds = [train.steps_in_round(round_index, mixture.num_rounds) for round_index in range(mixture.num_rounds)]
+    round_lengths = [end - start for start, end in round_bounds]
+    selections = curriculum_round_indices(
+        pool.losses,
+        num_rounds=mixture.num_rounds,
+        samples_per_round=max(round_lengths) * train.batch_size,
+        num_epochs=mixture.curriculum_num_epochs,
+        seed=train.seed,
+        anticurriculum=mixture.strategy == "anticurriculum",
+    )
+    return [selection[: length * train.batch_size] for selection, length in zip(selections, round_lengths)]
 
 
 def config_fingerprint(config: JobConfig, setup: SkillSetup) -> str:
@@ -231,6 +269,7 @@ def training_loop(
     optimizer = build_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, config))
     assembler = BatchAssembler(config, setup, tokenizer, rank, world_size)
+    pool = build_curriculum_pool(config, setup, tokenizer)
     validation_sets = load_validation_sets(config, setup, tokenizer)
     eval_at = evaluation_steps(config)
     checkpoint_at = set(checkpoint_steps(config))
@@ -238,7 +277,18 @@ def training_loop(
     # Restore ----------------------------------------------------------------
     start_step = 0
     if checkpoint_directory is not None:
-        start_step = checkpoint.restore(checkpoint_directory, model, optimizer, scheduler, assembler, sampler, context)
+        start_step = checkpoint.restore(
+            checkpoint_directory, model, optimizer, scheduler, assembler, sampler, context, pool
+        )
+    if pool is not None and pool.losses is None:
+        # the sample-level curriculum orders its pool by the initial model's per-sample loss
+        scoring_started = time.perf_counter()
+        pool.losses = score_pool(model, tokenizer, pool, context, autocast_bf16=context.device.type == "cuda")
+        distributed.log_rank0(
+            context, "curriculum: scored %d pool samples with the initial model in %.1f s",
+            len(pool), time.perf_counter() - scoring_started,
+        )  # fmt: skip
+    pool_schedules = curriculum_schedules(config, pool) if pool is not None else None
     training_model = prepare_model(model) if prepare_model else model
     autocast_bf16 = context.device.type == "cuda" and train.precision in ("auto", "bf16")
     if train.compile:
@@ -262,8 +312,9 @@ def training_loop(
 
     def save_checkpoint(step: int) -> str | None:
         return checkpoint.write_checkpoint(
-            step, model, optimizer, scheduler, assembler, sampler, context, loop_fingerprint
-        )
+            step, model, optimizer, scheduler, assembler, sampler, context, loop_fingerprint,
+            pool_losses=pool.losses if pool is not None else None,
+        )  # fmt: skip
 
     loop_fingerprint = config_fingerprint(config, setup)
     fail_at_step = int(os.environ[FAIL_AT_STEP_VARIABLE]) if os.environ.get(FAIL_AT_STEP_VARIABLE) else None
@@ -285,20 +336,27 @@ def training_loop(
             weights_by_rank = distributed.all_gather_objects(published["weights"])
             if any(weights != weights_by_rank[0] for weights in weights_by_rank):
                 raise RuntimeError(f"ranks received different mixtures for round {round_index}: {weights_by_rank}")
-            quotas = round_quotas(published["weights"], (round_end - round_start) * train.batch_size)
-            schedule = round_skill_schedule(quotas, published["seed"], round_index)
+            if pool_schedules is None:
+                # the round's samples as a shuffled sequence of skill indices with exact quotas
+                quotas = round_quotas(published["weights"], (round_end - round_start) * train.batch_size)
+                schedule = round_skill_schedule(quotas, published["seed"], round_index)
+            else:  # sample-level curriculum: the round's pool positions, paced by initial loss
+                schedule = pool_schedules[round_index]
             current_round = round_index
             round_achieved = np.zeros(len(setup.train_skills), dtype=np.int64)
             if step > round_start:  # resumed mid-round: recount what the earlier steps of the round took
                 for done in range(round_start, step):
-                    step_indices = schedule[(done - round_start) * train.batch_size :][: train.batch_size]
-                    round_achieved += split_quotas_across_ranks(step_indices, len(quotas), world_size)[rank]
+                    round_achieved += rank_step_counts(schedule, done - round_start, pool, setup, train, context)
 
         # [2] this rank's batch from the exact quotas of this step
         step_started = time.perf_counter()
-        step_indices = schedule[(step - round_start) * train.batch_size :][: train.batch_size]
-        counts_by_rank = split_quotas_across_ranks(step_indices, len(setup.train_skills), world_size)
-        input_ids, achieved = assembler.next_batch(counts_by_rank, step)
+        step_entries = schedule[(step - round_start) * train.batch_size :][: train.batch_size]
+        if pool is None:
+            counts_by_rank = split_quotas_across_ranks(step_entries, len(setup.train_skills), world_size)
+            input_ids, achieved = assembler.next_batch(counts_by_rank, step)
+        else:
+            first, last = rank_row_range(len(step_entries), world_size, rank)
+            input_ids, achieved = pool.batch(step_entries[first:last], step, rank)
         assembly_seconds += time.perf_counter() - step_started
         round_achieved += achieved
 
@@ -335,6 +393,15 @@ def training_loop(
     return LoopResult(
         step=train.steps, tokens_per_s=tokens_per_s, train_wall_s=train_seconds, batch_assembly_s=assembly_seconds
     )
+
+
+def rank_step_counts(schedule, step_in_round, pool, setup, train, context) -> np.ndarray:
+    """Per-skill samples this rank trained at one step of the round (to recount a resumed round)."""
+    step_entries = schedule[step_in_round * train.batch_size :][: train.batch_size]
+    if pool is None:
+        return split_quotas_across_ranks(step_entries, len(setup.train_skills), context.world_size)[context.rank]
+    first, last = rank_row_range(len(step_entries), context.world_size, context.rank)
+    return np.bincount(pool.skills[step_entries[first:last]], minlength=len(setup.train_skills))
 
 
 def train_step(
@@ -462,13 +529,6 @@ def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
 
     # Everything that can fail without a cluster fails here, before Ray starts.
     config.validate()
-    if config.mixture.strategy in ("curriculum", "anticurriculum"):
-        raise ValueError(
-            f"mixture.strategy={config.mixture.strategy} (sample-level, ordered by the initial model's "
-            "per-sample loss) is implemented as skillit_ray.mixture.curriculum_round_indices but the Ray "
-            "training path does not score and reorder a sample pool yet; use skill_curriculum / "
-            "skill_anticurriculum for the skill-level versions"
-        )
     setup = resolve_skills(config)
     strategy = make_strategy(config, setup)
     fingerprint = config_fingerprint(config, setup)

@@ -67,8 +67,3 @@ def test_gpu_job_on_a_cpu_only_shape_is_refused(tmp_path, capsys):
     assert main(arguments) == 2
     assert "GPU" in capsys.readouterr().err
 
-
-def test_sample_level_curriculum_is_refused_in_training_not_silently_run(tmp_path, capsys):
-    arguments = ["train", "--config", "jobs/configs/smoke.yaml", "--set", "mixture.strategy=curriculum"]
-    assert main(arguments + ["--set", f"run.storage_path={tmp_path}"]) == 2
-    assert "curriculum_round_indices" in capsys.readouterr().err

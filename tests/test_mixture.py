@@ -6,8 +6,10 @@ import pytest
 from skillit_ray import mixture
 from skillit_ray.mixture import (
     build_strategy,
+    curriculum_pool_skills,
     curriculum_round_indices,
     paper_binary_graph,
+    rank_row_range,
     round_quotas,
     round_skill_schedule,
     skillit_weights,
@@ -235,6 +237,25 @@ def test_sample_curriculum_paces_easy_to_hard():
     assert max(r.max() for r in rounds) >= 80
     anti = curriculum_round_indices(losses, 5, 10, 5, seed=0, anticurriculum=True)
     assert anti[0].min() >= 80
+
+
+def test_curriculum_pool_holds_exact_shares_in_a_seeded_order():
+    pool = curriculum_pool_skills([1, 1, 1, 3, 5], pool_size=110, seed=4)
+    np.testing.assert_array_equal(np.bincount(pool, minlength=5), [10, 10, 10, 30, 50])
+    np.testing.assert_array_equal(pool, curriculum_pool_skills([1, 1, 1, 3, 5], 110, seed=4))
+    assert not np.array_equal(pool, curriculum_pool_skills([1, 1, 1, 3, 5], 110, seed=5))
+    assert not np.array_equal(pool, np.sort(pool))  # shuffled, not grouped by skill
+    with pytest.raises(ValueError, match="pool_size=0"):
+        curriculum_pool_skills([1, 1], 0, seed=0)
+
+
+@pytest.mark.parametrize("num_rows, world_size", [(8, 1), (8, 3), (7, 2), (64, 8)])
+def test_rank_row_ranges_tile_the_step(num_rows, world_size):
+    ranges = [rank_row_range(num_rows, world_size, rank) for rank in range(world_size)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == num_rows
+    assert all(previous[1] == following[0] for previous, following in zip(ranges, ranges[1:]))
+    sizes = [end - start for start, end in ranges]
+    assert max(sizes) - min(sizes) <= 1
 
 
 def test_build_strategy_errors():

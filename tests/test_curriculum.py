@@ -1,0 +1,92 @@
+"""Sample-level (anti)curriculum end to end: pool, scoring by the initial model, paced rounds.
+
+The loop must train exactly the positions that `train.curriculum_schedules` picks from the pool
+ordered by the initial model's loss, from generator or parquet data, with one worker in-process
+and with two Ray Train workers restored after a failure (the pool's losses come from the checkpoint).
+
+Run: `.venv/bin/python -m pytest tests/test_curriculum.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from conftest import small_config
+
+from skillit_ray import distributed
+from skillit_ray.data import load_skill_tokenizer, resolve_skills
+from skillit_ray.evaluate import score_pool
+from skillit_ray.model import build_model
+from skillit_ray.train import FAIL_AT_STEP_VARIABLE, build_curriculum_pool, curriculum_schedules, run_training
+from skillit_ray.tune import run_local_training
+
+CURRICULUM = ("mixture.proportions=[1, 1, 3]", "mixture.curriculum_num_epochs=2")
+
+
+def expected_schedules(config):
+    """Rebuild the pool and score it with a freshly built initial model, as the loop does at step 0."""
+    setup = resolve_skills(config)
+    tokenizer = load_skill_tokenizer(setup)
+    distributed.seed_everything(config.train.seed)
+    model = build_model(config.model.size, vocab_size=len(tokenizer), max_sequence_length=config.data.sequence_length)
+    pool = build_curriculum_pool(config, setup, tokenizer)
+    pool.losses = score_pool(model, tokenizer, pool, distributed.WorkerContext(0, 1, model.device))
+    return pool, curriculum_schedules(config, pool)
+
+
+def achieved_per_round(records):
+    return [record["achieved_counts"] for record in records["rounds"]]
+
+
+@pytest.mark.parametrize("strategy", ["curriculum", "anticurriculum"])
+def test_rounds_train_exactly_the_paced_positions_of_the_scored_pool(tmp_path, strategy):
+    config = small_config(tmp_path, f"mixture.strategy={strategy}", *CURRICULUM)
+    records = run_local_training(config)
+    pool, schedules = expected_schedules(config)
+    expected = [np.bincount(pool.skills[schedule], minlength=3).tolist() for schedule in schedules]
+    assert achieved_per_round(records) == expected
+    # pacing: with M = 2 epochs, round 0 draws only from the easier (curriculum) or harder half
+    order = np.argsort(pool.losses, kind="stable")
+    allowed = set((order if strategy == "curriculum" else order[::-1])[: len(pool) // 2].tolist())
+    assert set(schedules[0].tolist()) <= allowed
+    assert len(set(schedules[0].tolist())) == len(schedules[0])  # without replacement
+    # the pool itself is the imbalanced Random pool: 1:1:3 of steps x batch
+    np.testing.assert_array_equal(np.bincount(pool.skills, minlength=3), [19, 19, 58])
+    assert [record["weights"] for record in records["rounds"]] == [[0.2, 0.2, 0.6]] * 3
+
+
+@pytest.fixture
+def text_only_dataset(lego_dataset, tmp_path):
+    """The LEGO parquet dataset with only its `text` column (full-sequence loss, no accuracy)."""
+    target = tmp_path / "text_only"
+    shutil.copytree(lego_dataset, target)
+    for part in Path(target).glob("*/*/*.parquet"):
+        pq.write_table(pq.read_table(part, columns=["text"]), part)
+    return target
+
+
+@pytest.mark.parametrize("dataset", ["lego_dataset", "text_only_dataset"])
+def test_parquet_pool_scores_answers_or_whole_texts(request, tmp_path, dataset):
+    path = request.getfixturevalue(dataset)
+    config = small_config(tmp_path, f"data.path={path}", "mixture.strategy=curriculum", *CURRICULUM)
+    records = run_local_training(config)
+    pool, schedules = expected_schedules(config)
+    assert pool.has_answers == (dataset == "lego_dataset")
+    assert np.all(np.isfinite(pool.losses)) and np.all(pool.losses > 0)
+    assert achieved_per_round(records) == [np.bincount(pool.skills[s], minlength=3).tolist() for s in schedules]
+
+
+def test_two_workers_restored_after_a_failure_train_the_same_samples_as_one(ray_local, tmp_path, monkeypatch):
+    overrides = ("mixture.strategy=curriculum", *CURRICULUM)
+    single = run_local_training(small_config(tmp_path, *overrides))
+    monkeypatch.setenv(FAIL_AT_STEP_VARIABLE, "6")  # after the round-1 checkpoint at step 4
+    config = small_config(tmp_path, *overrides, "scaling.num_workers=2", "run.name=cur", "run.max_failures=1")
+    run_training(config)
+    rounds = [json.loads(line) for line in (tmp_path / "cur" / "mixture.jsonl").read_text().splitlines()]
+    assert [record["achieved_counts"] for record in rounds] == achieved_per_round(single)
+    assert all(record["num_ranks_agreeing"] == 2 for record in rounds)
