@@ -8,7 +8,10 @@ Role in the flow: measures the whole system against plain PyTorch in the same ru
 `throughput`: tokens/s (sequence positions per second, all workers) of `run_training` (Ray Train
 worker, sampler actor, per-skill streams, exact quotas, evaluation excluded from the timed steps)
 divided by a plain PyTorch loop on the same model and batch shapes with pre-made random tokens, in
-the same process tree and run. It also reports the end-to-end figure including start-up and the
+the same process tree and run; both leave out their first 5 steps (warm-up, compilation). Between
+the two it times the same training loop in the driver process without Ray (local sampler state), so
+the gap splits into what the loop costs (batch assembly, quotas, loss normalization) and what
+running inside Ray costs. It also reports the end-to-end figure including start-up and the
 per-skill evaluations, so the ratio cannot hide where the time goes.
 
 `graph`: wall time of the k (linear) or k + k(k-1)/2 (brute force) short runs on Ray Tune divided by
@@ -83,11 +86,13 @@ def throughput(overrides: list[str]) -> dict:
     from skillit_ray.cli import connect_ray
     from skillit_ray.data import load_skill_tokenizer, resolve_skills
     from skillit_ray.train import run_training
+    from skillit_ray.tune import run_local_training
 
     storage = tempfile.mkdtemp(prefix="skillit-benchmark-")
     config = load_config(None, THROUGHPUT_DEFAULTS + [f"run.storage_path={storage}"] + overrides)
     vocab_size = len(load_skill_tokenizer(resolve_skills(config)))
     plain = plain_pytorch_tokens_per_s(config, vocab_size)
+    in_process = run_local_training(config, use_gpu=config.scaling.use_gpu)
     connect_ray(config)
     started = time.perf_counter()
     summary = run_training(config)
@@ -104,6 +109,8 @@ def throughput(overrides: list[str]) -> dict:
         "plain_pytorch_tokens_per_s": round(plain["tokens_per_s"], 1),
         "pipeline_tokens_per_s": round(summary["tokens_per_s"], 1),
         "ratio_pipeline_over_plain": round(summary["tokens_per_s"] / plain["tokens_per_s"], 3),
+        "loop_without_ray_tokens_per_s": round(in_process["tokens_per_s"], 1),
+        "ratio_loop_without_ray_over_plain": round(in_process["tokens_per_s"] / plain["tokens_per_s"], 3),
         "pipeline_batch_assembly_share": round(summary["batch_assembly_s"] / summary["train_step_s"], 3),
         "pipeline_end_to_end_s": round(end_to_end_s, 1),
         "pipeline_end_to_end_tokens_per_s": round(positions / end_to_end_s, 1),

@@ -186,6 +186,14 @@ class ScalingConfig:
     """CPUs reserved per worker."""
     gpus_per_worker: float = 1.0
     """GPUs per worker when use_gpu (fractions allowed for small trials)."""
+    torch_backend: str = "auto"
+    """torch.distributed backend; auto = "cpu:gloo,cuda:nccl" on GPU (gradients over NCCL, the loop's
+    small CPU collectives over gloo) and "gloo" on CPU."""
+
+    def resolved_torch_backend(self) -> str:
+        if self.torch_backend != "auto":
+            return self.torch_backend
+        return "cpu:gloo,cuda:nccl" if self.use_gpu else "gloo"
 
 
 @dataclass
@@ -523,6 +531,12 @@ def _validate(config: JobConfig) -> None:
     _require(scaling.cpus_per_worker >= 0, "scaling.cpus_per_worker must be >= 0")
     if scaling.use_gpu:
         _require(scaling.gpus_per_worker > 0, "scaling.use_gpu=true needs scaling.gpus_per_worker > 0")
+    backends = [item.split(":")[-1] for item in scaling.resolved_torch_backend().split(",")]
+    _require(
+        "gloo" in backends,
+        f"scaling.torch_backend={scaling.torch_backend!r} has no gloo: the training loop's small collectives "
+        'run on CPU tensors; use "auto", "gloo" or "cpu:gloo,cuda:nccl"',
+    )
 
     run = config.run
     _require(bool(run.name) and "/" not in run.name, f"run.name={run.name!r} must be a non-empty name without '/'")

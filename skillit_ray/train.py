@@ -58,6 +58,10 @@ from skillit_ray.storage import RunStorage
 
 logger = logging.getLogger("skillit_ray")
 
+UNTIMED_WARMUP_STEPS = 5
+"""Steps after a (re)start left out of the run's tokens/s, like the warm-up of the plain-PyTorch
+reference in `skillit_ray.benchmark` (torch.compile and the first Ray Data blocks land there)."""
+
 FAIL_AT_STEP_VARIABLE = "SKILLIT_RAY_FAIL_AT_STEP"
 """Fault injection for tests and failure drills: every worker of a run that did not start from a
 checkpoint raises at this step; the restored run (Ray Train retry or a later resume) goes on."""
@@ -324,7 +328,11 @@ def training_loop(
 
     # Loop -------------------------------------------------------------------
     current_round, schedule, round_achieved = -1, None, np.zeros(len(setup.train_skills), dtype=np.int64)
-    tokens_processed, train_seconds, assembly_seconds = 0, 0.0, 0.0
+    timer = TrainingTimer(context.device)
+    tokens_per_step = train.batch_size * config.data.sequence_length  # global sequence positions
+    # throughput leaves out the first steps after a (re)start: compilation, allocator and stream warm-up
+    untimed_steps = min(UNTIMED_WARMUP_STEPS, max(0, train.steps - start_step - 1))
+    assembly_seconds, last_log = 0.0, (start_step, 0.0)
     for step in range(start_step, train.steps):
         round_index = train.round_of_step(step, rounds)
         round_start, round_end = train.steps_in_round(round_index, rounds)
@@ -349,6 +357,10 @@ def training_loop(
                     round_achieved += rank_step_counts(schedule, done - round_start, pool, setup, train, context)
 
         # [2] this rank's batch from the exact quotas of this step
+        if step == start_step + untimed_steps:
+            timer.reset()
+            assembly_seconds, last_log = 0.0, (step, 0.0)
+        timer.start()
         step_started = time.perf_counter()
         step_entries = schedule[(step - round_start) * train.batch_size :][: train.batch_size]
         if pool is None:
@@ -363,23 +375,24 @@ def training_loop(
         if fail_at_step is not None and step == fail_at_step and checkpoint_directory is None:
             raise RuntimeError(f"injected failure at step {step} ({FAIL_AT_STEP_VARIABLE} is set)")
         # [3] forward / backward / step with exact global token normalization
-        loss_value = train_step(
+        loss_sum, global_tokens = train_step(
             training_model, optimizer, input_ids, tokenizer.pad_token_id, config, context, autocast_bf16
         )
         scheduler.step()
-        elapsed = time.perf_counter() - step_started
-        train_seconds += elapsed
-        tokens_processed += input_ids.size
         completed = step + 1
         if completed % train.log_every_n_steps == 0 or completed == train.steps:
+            # the only per-interval host sync of the step loop: the global loss of this step
+            loss_value = global_mean_loss(loss_sum, global_tokens)
+            seconds = timer.elapsed()
             record = {
                 "kind": "train",
                 "step": completed,
                 "train_loss": loss_value,
                 "learning_rate": scheduler.get_last_lr()[0],
-                "tokens_per_s": input_ids.size * world_size / max(elapsed, 1e-9),
+                "tokens_per_s": (completed - last_log[0]) * tokens_per_step / max(seconds - last_log[1], 1e-9),
             }
             pending_train_records.append(record)
+            last_log = (completed, seconds)
 
         # [4] round end: achieved counts, summed over ranks, go into the round's record (the round's
         # closing evaluation runs first, so the record carries the losses the next round will use)
@@ -388,11 +401,49 @@ def training_loop(
             round_record = (round_index, completed, totals, len(weights_by_rank))
         # [5] evaluation (and checkpoint) points; every round end is one
         if completed in eval_at:
+            timer.stop()  # evaluation is not training time
+            last_log = (last_log[0], timer.elapsed())
             evaluate_and_report(completed, round_record if completed == round_end else None)
-    tokens_per_s = tokens_processed * world_size / max(train_seconds, 1e-9)
+    timer.stop()
+    tokens_per_s = (train.steps - start_step - untimed_steps) * tokens_per_step / max(timer.elapsed(), 1e-9)
     return LoopResult(
-        step=train.steps, tokens_per_s=tokens_per_s, train_wall_s=train_seconds, batch_assembly_s=assembly_seconds
+        step=train.steps, tokens_per_s=tokens_per_s, train_wall_s=timer.elapsed(), batch_assembly_s=assembly_seconds
     )
+
+
+class TrainingTimer:
+    """Wall time of the training steps without a device sync per step.
+
+    The clock runs from the first step after an evaluation to the next evaluation and stops only
+    once the device has finished the queued work, so asynchronous CUDA execution is neither hidden
+    nor stalled (a per-step `cuda.synchronize` would stop the host from preparing the next batch).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.total_s, self.started = device, 0.0, None
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def start(self) -> None:
+        if self.started is None:
+            self._synchronize()
+            self.started = time.perf_counter()
+
+    def stop(self) -> None:
+        if self.started is not None:
+            self._synchronize()
+            self.total_s += time.perf_counter() - self.started
+            self.started = None
+
+    def reset(self) -> None:
+        self.stop()
+        self.total_s = 0.0
+
+    def elapsed(self) -> float:
+        """Seconds so far (call after a host sync for an exact figure while running)."""
+        return self.total_s + (time.perf_counter() - self.started if self.started is not None else 0.0)
 
 
 def rank_step_counts(schedule, step_in_round, pool, setup, train, context) -> np.ndarray:
@@ -404,10 +455,18 @@ def rank_step_counts(schedule, step_in_round, pool, setup, train, context) -> np
     return np.bincount(pool.skills[step_entries[first:last]], minlength=len(setup.train_skills))
 
 
+def global_mean_loss(loss_sum: torch.Tensor, global_tokens: float) -> float:
+    """The step's mean token loss over the global batch from each rank's summed token loss (syncs)."""
+    return float(distributed.all_reduce_sum(loss_sum.double().cpu().reshape(1)).item() / max(global_tokens, 1.0))
+
+
 def train_step(
     model, optimizer, input_ids: np.ndarray, pad_id: int, config: JobConfig, context, autocast_bf16: bool
-) -> float:
-    """One optimizer step over this rank's rows, in micro-batches; returns the global mean token loss.
+) -> tuple[torch.Tensor, float]:
+    """One optimizer step over this rank's rows, in micro-batches, without a device sync.
+
+    Returns (this rank's summed token loss as a device tensor, the global count of real tokens);
+    `global_mean_loss` turns them into the step's loss when a log record needs it.
 
     Each rank sums token losses and divides by the global token count times world size: DDP averages
     gradients over ranks, so the result is the exact mean over every real token of the global batch,
@@ -420,7 +479,7 @@ def train_step(
     micro = config.train.micro_batch_size or max(1, len(inputs))
     chunks = list(range(0, len(inputs), micro)) or [0]
     optimizer.zero_grad(set_to_none=True)
-    loss_sum = torch.zeros((), dtype=torch.float64)
+    loss_sum = torch.zeros((), dtype=torch.float32, device=context.device)
     for index, start in enumerate(chunks):
         chunk_inputs = inputs[start : start + micro].to(context.device, non_blocking=True)
         chunk_labels = labels[start : start + micro].to(context.device, non_blocking=True)
@@ -436,11 +495,11 @@ def train_step(
                 reduction="sum",
             )
             (token_losses * context.world_size / max(global_tokens, 1.0)).backward()
-        loss_sum += token_losses.detach().double().cpu()
+        loss_sum += token_losses.detach()
     if config.train.grad_clip_norm:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip_norm)
     optimizer.step()
-    return float(distributed.all_reduce_sum(loss_sum.reshape(1)).item() / max(global_tokens, 1.0))
+    return loss_sum, global_tokens
 
 
 class _null_context:
@@ -522,7 +581,7 @@ def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
     """Validate, start the sampler actor, train with TorchTrainer, and write the run directory."""
     import ray
     import ray.train
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
 
     from skillit_ray.data import resolve_skills
     from skillit_ray.sampler import create_sampler, sampler_actor_name
@@ -553,6 +612,7 @@ def run_training(config: JobConfig, connect=None) -> dict[str, Any]:
             "sampler_name": sampler_actor_name(config.run.name),
             "resume_checkpoint": latest,
         },
+        torch_config=TorchConfig(backend=config.scaling.resolved_torch_backend()),
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.scaling.num_workers,
             use_gpu=config.scaling.use_gpu,

@@ -57,8 +57,11 @@ def short_run_config(config: JobConfig, proportions: list[float]) -> JobConfig:
     return short.validate()
 
 
-def run_local_training(config: JobConfig, on_evaluation=None) -> dict[str, Any]:
-    """Train in this process (one worker, local sampler state); returns the sampler's records."""
+def run_local_training(config: JobConfig, on_evaluation=None, use_gpu: bool | None = None) -> dict[str, Any]:
+    """Train in this process (one worker, local sampler state); returns the sampler's records.
+
+    The device is a GPU when `use_gpu` (default: when the graph or tune trials ask for GPUs) and
+    one is visible."""
     import torch
 
     from skillit_ray.distributed import WorkerContext
@@ -67,7 +70,9 @@ def run_local_training(config: JobConfig, on_evaluation=None) -> dict[str, Any]:
 
     setup = resolve_skills(config)
     state = MixtureSamplerState(make_strategy(config, setup), config.train.seed)
-    use_cuda = torch.cuda.is_available() and (config.graph.gpus_per_trial > 0 or config.tune.gpus_per_trial > 0)
+    if use_gpu is None:
+        use_gpu = config.graph.gpus_per_trial > 0 or config.tune.gpus_per_trial > 0
+    use_cuda = torch.cuda.is_available() and use_gpu
     context = WorkerContext(0, 1, torch.device("cuda" if use_cuda else "cpu"))
 
     def report(metrics: dict[str, Any], checkpoint_directory: str | None) -> None:

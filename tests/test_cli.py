@@ -66,4 +66,3 @@ def test_gpu_job_on_a_cpu_only_shape_is_refused(tmp_path, capsys):
     ]
     assert main(arguments) == 2
     assert "GPU" in capsys.readouterr().err
-

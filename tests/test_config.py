@@ -74,3 +74,11 @@ def test_round_boundaries_cover_every_step_once():
 def test_describe_keys_lists_dotted_keys():
     keys = describe_keys()
     assert "train.steps" in keys and "mixture.eta" in keys and "graph.method" in keys
+
+
+def test_torch_backend_keeps_gloo_for_the_loops_cpu_collectives():
+    assert load_config(None, []).scaling.resolved_torch_backend() == "gloo"
+    gpu = load_config(None, ["scaling.use_gpu=true"])
+    assert gpu.scaling.resolved_torch_backend() == "cpu:gloo,cuda:nccl"
+    with pytest.raises(ValueError, match="scaling.torch_backend='nccl' has no gloo"):
+        load_config(None, ["scaling.use_gpu=true", "scaling.torch_backend=nccl"])

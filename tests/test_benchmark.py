@@ -1,0 +1,26 @@
+"""The throughput benchmark script runs end to end on a tiny shape and reports every figure.
+
+Not a performance test: it only checks that the three measurements (plain PyTorch, the loop
+without Ray, the full Ray pipeline) are taken and related, so the GPU run of the script does not
+meet a broken code path first. Run: `.venv/bin/python -m pytest tests/test_benchmark.py`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from skillit_ray.benchmark import throughput
+
+
+def test_throughput_reports_plain_loop_and_pipeline_in_one_run(ray_local):
+    threads = torch.get_num_threads()
+    try:
+        result = throughput(["model.size=tiny", "train.steps=12", "train.batch_size=8", "train.eval_every_n_steps=12"])
+    finally:
+        torch.set_num_threads(threads)  # the plain loop pins this process to the worker's thread count
+    for key in ("plain_pytorch_tokens_per_s", "loop_without_ray_tokens_per_s", "pipeline_tokens_per_s"):
+        assert result[key] > 0
+    ratio = result["pipeline_tokens_per_s"] / result["plain_pytorch_tokens_per_s"]
+    assert abs(result["ratio_pipeline_over_plain"] - ratio) < 2e-3
+    assert 0 <= result["pipeline_batch_assembly_share"] <= 1
+    assert result["steps"] == 12 and result["device"] == "cpu"
