@@ -5,7 +5,7 @@
     skillit-ray graph    --config FILE --method linear|brute-force   skills graph from parallel short runs (Ray Tune)
     skillit-ray tune     --config FILE                 eta / rounds / window search (Ray Tune)
     skillit-ray pipeline --config FILE                 graph -> tune -> train
-    skillit-ray demo     --out DIR                     LEGO: Skill-it vs stratified vs random on a CPU
+    skillit-ray demo     --out DIR                     LEGO: Skill-it (2 graphs) vs stratified vs random, CPU
     skillit-ray keys                                   every config key
 
 Bad configs fail here, before Ray starts.
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(tune)
     pipeline = commands.add_parser("pipeline", help="graph -> tune -> train")
     _add_config_arguments(pipeline)
-    demo = commands.add_parser("demo", help="LEGO on a CPU: Skill-it vs stratified vs random")
+    demo = commands.add_parser("demo", help="LEGO on a CPU: Skill-it (paper and chain graphs) vs stratified vs random")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     commands.add_parser("keys", help="list every config key")

@@ -1,16 +1,19 @@
 """`make demo` / `skillit-ray demo`: LEGO continual pre-training on a local Ray, on a CPU.
 
-Role in the flow: the end-to-end showcase. Three runs with the same step budget, each a real
+Role in the flow: the end-to-end showcase. Four runs with the same step budget, each a real
 `run_training` (sampler actor + Ray Train worker + per-skill streams):
 
-* Skill-it, online, with the paper's LEGO skills graph (skill 2 -> skills 1 and 3; binary graph
+* Skill-it, online, with the paper's LEGO skills graph (skill 2 -> skills 1, 3 and 4; binary graph
   preprocessed with the official off-diagonal 1 -> 0.5 rule) and the official eta = 0.5, window 3;
+* Skill-it, same settings, with LEGO's chain graph: resolving variable i needs the value of
+  variable i - 1, so skill i is a prerequisite of every later skill (A[i, j] = 1 for j >= i). The
+  paper learned its graph from a pretrained model; from scratch, only this structure is visible;
 * skill-stratified (uniform over skills);
 * random: the paper's imbalanced LEGO mixture, scaled to the demo's skills.
 
 Scale: the paper continues a pretrained GPT-Neo 125M for 6000 steps; on 2 CPU cores we train a
-2-layer model from scratch for 1500 steps on the same k = 5 skills (`DEMO_SETTINGS`). It prints a per-skill
-accuracy table and writes plots (mixture weights, validation loss per run, and a comparison).
+2-layer model from scratch for 1200 steps on the same k = 5 skills (`DEMO_SETTINGS`). It prints a
+per-skill accuracy table and writes plots (mixture weights, validation loss per run, and a comparison).
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ DEMO_SETTINGS = [
     "data.lego_num_variables=5",  # the paper's k = 5
     "data.sequence_length=36",  # the longest k = 5 sentence is 34 tokens
     "model.size=tiny",
-    "train.steps=1500",
+    "train.steps=1200",
     "train.batch_size=32",  # the paper's batch
     "train.learning_rate=1e-3",  # from scratch (the paper continues a pretrained model at 5e-5)
-    "train.eval_every_n_steps=50",  # the official 120 checkpoints over 6000 steps: every 50
+    "train.eval_every_n_steps=50",  # the official 120 evaluations over 6000 steps: every 50
     "mixture.num_rounds=6",  # official T = 6
     "mixture.window=3",  # official window (counts evaluations)
     "mixture.eta=0.5",  # official LEGO eta
@@ -44,6 +47,12 @@ DEMO_RUNS = {
         "mixture.graph=[[1,0,0,0,0],[1,1,1,1,0],[0,0,1,0,0],[0,0,0,1,0],[0,0,0,0,1]]",
         "mixture.graph_preprocessing=paper_binary",
     ],
+    "skillit_chain": [
+        "mixture.strategy=skillit",
+        # LEGO's construction: skill i is a prerequisite of every later skill
+        "mixture.graph=[[1,1,1,1,1],[0,1,1,1,1],[0,0,1,1,1],[0,0,0,1,1],[0,0,0,0,1]]",
+        "mixture.graph_preprocessing=paper_binary",
+    ],
     "stratified": ["mixture.strategy=stratified"],
     # the official random baseline: the imbalanced mixture 1:1:1:3:5 (scripts/lego/pt/run_random.sh)
     "random": ["mixture.strategy=random", "mixture.proportions=[1, 1, 1, 3, 5]"],
@@ -51,7 +60,7 @@ DEMO_RUNS = {
 
 
 def run_demo(out_dir: str = "runs/demo", overrides: list[str] | None = None) -> list[Path]:
-    """Train the three runs one after another and print the comparison; returns the run directories."""
+    """Train the four runs one after another and print the comparison; returns the run directories."""
     import ray
 
     from skillit_ray import report
