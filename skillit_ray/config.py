@@ -72,6 +72,12 @@ class DataConfig:
     """Digits per addition operand; also the number of addition skills."""
     shuffle_buffer_rows: int = 1000
     """Rows in each per-skill local shuffle buffer (0 disables shuffling inside a stream)."""
+    parquet_reader: str = "auto"
+    """How a worker reads a parquet skill: "ray_data" (a Ray Data read_parquet + map_batches pipeline
+    per skill: reads and tokenizes in other Ray processes), "arrow" (pyarrow in the worker process:
+    no per-skill Ray tasks, for hundreds of skills) or "auto" (ray_data up to
+    `data.RAY_DATA_MAX_SKILLS` training skills, arrow above). Without packing both give the same rows
+    in the same order."""
     tokenizer_path: str = ""
     """Local tokenizer directory for parquet sources; empty uses the one written by `prepare`."""
 
@@ -449,6 +455,10 @@ def _validate(config: JobConfig) -> None:
     )
     _require(data.addition_num_digits >= 1, f"data.addition_num_digits={data.addition_num_digits} must be >= 1")
     _require(data.shuffle_buffer_rows >= 0, f"data.shuffle_buffer_rows={data.shuffle_buffer_rows} must be >= 0")
+    _require(
+        data.parquet_reader in ("auto", "ray_data", "arrow"),
+        f"data.parquet_reader={data.parquet_reader!r} must be one of auto, ray_data, arrow",
+    )
     for key, names in (("data.train_skills", data.train_skills), ("data.eval_skills", data.eval_skills)):
         _require(len(set(names)) == len(names), f"{key}={names} lists a skill twice; list each skill once")
 

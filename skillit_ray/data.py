@@ -13,7 +13,10 @@ Two kinds of stream, one interface (`take(count, first_global_index) -> token ro
   does not depend on the number of workers.
 * `ParquetSkillStream` (data.path set): a Ray Data pipeline per skill on each worker
   (`read_parquet` of this rank's part files -> `map_batches` tokenization), read in a seeded order
-  per epoch through a seeded shuffle buffer. Part files are dealt to ranks round-robin
+  per epoch through a seeded shuffle buffer. Each pipeline costs Ray tasks and processes, so above
+  `RAY_DATA_MAX_SKILLS` training skills (`data.parquet_reader=auto`) the same files are read with
+  pyarrow inside the worker instead, in identical fixed-size batches, so (without packing) both
+  readers yield the same rows in the same order. Part files are dealt to ranks round-robin
   (`part_index % world_size == rank`), so ranks read disjoint data without coordination. A skill
   that runs out starts a new epoch and logs it. Its position (epoch, rows consumed) is checkpointed;
   resuming with the same number of workers continues exactly, with a different number the skill
@@ -43,6 +46,10 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.json"
 PAD_LABEL = -100
+RAY_DATA_MAX_SKILLS = 32
+"""Above this many training skills, `data.parquet_reader=auto` reads parquet with pyarrow in the
+worker: hundreds of per-skill Ray Data pipelines per worker spend the machine on task start-up
+(200 skills x 2 workers did not finish 30 steps in 15 minutes on 2 cores)."""
 
 
 # ----------------------------------------------------------------------------- which skills
@@ -261,6 +268,10 @@ class ParquetSkillStream:
         self.text_column = config.data.text_column
         self.shuffle_buffer_rows = config.data.shuffle_buffer_rows
         self.seed = config.train.seed
+        reader = config.data.parquet_reader
+        if reader == "auto":
+            reader = "ray_data" if len(setup.train_skills) <= RAY_DATA_MAX_SKILLS else "arrow"
+        self.reader = reader
         parts = list_parts(Path(setup.dataset_path) / "train" / skill)
         self.parts = [part for index, part in enumerate(parts) if index % world_size == rank]
         if not self.parts:
@@ -277,11 +288,41 @@ class ParquetSkillStream:
         self._iterator = None
         self._buffer = np.zeros((0, self.sequence_length), dtype=np.int32)
 
-    def _open_epoch(self) -> None:
-        import ray.data  # Ray at the edge: only parquet streams need it
+    @property
+    def _read_batch_rows(self) -> int:
+        return max(256, self.shuffle_buffer_rows)
 
+    def _open_epoch(self) -> None:
         order = np.random.default_rng([self.seed, self.epoch, 0xDA7A]).permutation(len(self.parts))
         paths = [str(self.parts[index]) for index in order]
+        self._iterator = self._ray_data_batches(paths) if self.reader == "ray_data" else self._arrow_batches(paths)
+        self._row_counter = 0
+        self._shuffle_rng = np.random.default_rng([self.seed, self.epoch, self.rank, 0x5F])
+
+    def _arrow_batches(self, paths: list[str]):
+        """Tokenized batches of exactly `_read_batch_rows` rows (the last may be short), read in this process."""
+        import pyarrow.parquet as pq
+
+        pending = np.zeros((0, self.sequence_length), dtype=np.int32)
+        for path in paths:
+            try:
+                parquet_file = pq.ParquetFile(path)
+                batches = parquet_file.iter_batches(batch_size=self._read_batch_rows, columns=[self.text_column])
+                for record_batch in batches:
+                    texts = {self.text_column: np.asarray(record_batch.column(0).to_pylist(), dtype=object)}
+                    rows = _tokenize_batch(texts, self.tokenizer, self.text_column, self.sequence_length, self.pack)
+                    pending = np.concatenate([pending, rows["input_ids"]])
+                    while len(pending) >= self._read_batch_rows:
+                        yield {"input_ids": pending[: self._read_batch_rows]}
+                        pending = pending[self._read_batch_rows :]
+            except OSError as error:
+                raise ValueError(f"cannot read parquet file {path} of skill {self.skill!r}: {error}") from error
+        if len(pending):
+            yield {"input_ids": pending}
+
+    def _ray_data_batches(self, paths: list[str]):
+        import ray.data  # Ray at the edge: only parquet streams need it
+
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # deterministic row order within this rank
         context.enable_progress_bars = False
@@ -299,9 +340,7 @@ class ParquetSkillStream:
             },
             batch_format="numpy",
         )
-        self._iterator = iter(dataset.iter_batches(batch_size=max(256, self.shuffle_buffer_rows), batch_format="numpy"))
-        self._row_counter = 0
-        self._shuffle_rng = np.random.default_rng([self.seed, self.epoch, self.rank, 0x5F])
+        return iter(dataset.iter_batches(batch_size=self._read_batch_rows, batch_format="numpy"))
 
     def _next_rows(self) -> np.ndarray | None:
         try:

@@ -147,8 +147,20 @@ def plot_mixture_weights(run_dir: str | Path) -> Path:
     axes.set_ylim(0.0, 1.0)
     axes.set_xticks(round_indices)
     axes.set_title(f"Mixture weights per round: {directory.name}")
-    axes.legend(title="training skill", loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+    _skill_legend(axes, "training skill", len(names), "mixture.jsonl")
     return _save_figure(figure, directory / MIXTURE_WEIGHTS_FILE)
+
+
+MAX_LEGEND_SKILLS = 24
+"""Above this many skills a per-skill legend would squash the axes to nothing; the plot names the file instead."""
+
+
+def _skill_legend(axes, title: str, num_skills: int, source_file: str) -> None:
+    if num_skills <= MAX_LEGEND_SKILLS:
+        axes.legend(title=title, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+    else:
+        axes.text(1.02, 0.5, f"{num_skills} skills:\nper-skill values\nin {source_file}", transform=axes.transAxes,
+                  va="center", fontsize="small")  # fmt: skip
 
 
 def plot_validation_loss(run_dir: str | Path) -> Path:
@@ -179,7 +191,7 @@ def plot_validation_loss(run_dir: str | Path) -> Path:
     axes.set_ylabel("validation loss (log scale)")
     axes.set_title(f"Validation loss per evaluation skill: {directory.name}")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(title="evaluation skill", loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+    _skill_legend(axes, "evaluation skill", len(names), "metrics.jsonl")
     return _save_figure(figure, directory / VALIDATION_LOSS_FILE)
 
 

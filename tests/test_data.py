@@ -18,6 +18,7 @@ from conftest import small_config
 from skillit_ray.data import (
     BatchAssembler,
     ParquetSkillStream,
+    SkillSetup,
     load_skill_tokenizer,
     load_validation_sets,
     resolve_skills,
@@ -71,6 +72,27 @@ def test_parquet_streams_are_disjoint_across_ranks_and_restart_epochs(ray_local,
     first_epoch = rows_as_set(epoch_rows[:120])
     assert len(first_epoch) == 120  # every row of the rank's 3 parts once
     assert set(rows_as_set(epoch_rows[120:])) <= set(first_epoch)  # the new epoch replays the same rows
+
+
+@pytest.mark.parametrize("rank, world_size", [(0, 1), (1, 2), (6, 7)])  # 7 ranks > 5 parts: row striding
+def test_arrow_reader_yields_the_ray_data_rows_in_the_same_order(ray_local, lego_dataset, tmp_path, rank, world_size):
+    streams = {}
+    for reader in ("ray_data", "arrow"):
+        config = small_config(tmp_path, f"data.path={lego_dataset}", f"data.parquet_reader={reader}")
+        setup = resolve_skills(config)
+        streams[reader] = ParquetSkillStream(setup, "lego_3", load_skill_tokenizer(setup), config, rank, world_size)
+    assert streams["ray_data"].reader == "ray_data" and streams["arrow"].reader == "arrow"
+    rows = {reader: stream.take(230) for reader, stream in streams.items()}  # past the end of an epoch
+    np.testing.assert_array_equal(rows["arrow"], rows["ray_data"])
+    assert streams["arrow"].epoch == streams["ray_data"].epoch >= 1
+
+
+def test_parquet_reader_auto_switches_to_arrow_for_many_skills(lego_dataset, tmp_path):
+    config = small_config(tmp_path, f"data.path={lego_dataset}")
+    setup = resolve_skills(config)
+    assert ParquetSkillStream(setup, "lego_1", load_skill_tokenizer(setup), config, 0, 1).reader == "ray_data"
+    many = SkillSetup(**{**setup.to_dict(), "train_skills": setup.train_skills * 11})  # 33 > RAY_DATA_MAX_SKILLS
+    assert ParquetSkillStream(many, "lego_1", load_skill_tokenizer(setup), config, 0, 1).reader == "arrow"
 
 
 def test_parquet_stream_resume_continues_exactly(ray_local, lego_dataset, tmp_path):
@@ -149,3 +171,40 @@ def test_skewed_weights_and_many_skills_do_not_stall(tmp_path):
         total += achieved
     np.testing.assert_array_equal(total, quotas)
     assert set(assembler.streams) == {setup.train_skills[i] for i in np.flatnonzero(quotas)}
+
+
+def write_text_skills(root, num_skills: int, rows_per_skill: int):
+    """A parquet dataset of `num_skills` text skills (one part file each), with manifest and tokenizer."""
+    from skillit_ray.skills.tokenizer import build_tokenizer, save_tokenizer
+
+    words = [f"w{index}" for index in range(40)]
+    save_tokenizer(build_tokenizer(words), root / "tokenizer")
+    skills = [f"skill_{index:03d}" for index in range(num_skills)]
+    for skill_index, skill in enumerate(skills):
+        texts = [" ".join(words[(skill_index + row + k) % 40] for k in range(6)) for row in range(rows_per_skill)]
+        for split in ("train", "val"):
+            (root / split / skill).mkdir(parents=True)
+            pq.write_table(pa.table({"text": texts}), root / split / skill / "part-00000.parquet")
+    (root / "manifest.json").write_text(json.dumps({"source": "parquet", "skills": skills}))
+    return skills
+
+
+def test_hundreds_of_parquet_skills_stream_in_process_with_exact_quotas(tmp_path):
+    """200 skills: `parquet_reader=auto` reads with pyarrow (no Ray here at all), every quota is met."""
+    skills = write_text_skills(tmp_path / "data", 200, rows_per_skill=8)
+    config = small_config(tmp_path, f"data.path={tmp_path / 'data'}", "data.source=parquet", "train.batch_size=64")
+    setup = resolve_skills(config)
+    quotas = round_quotas(np.ones(200), 64 * 10)
+    schedule = round_skill_schedule(quotas, 0, 0)
+    assemblers = [BatchAssembler(config, setup, load_skill_tokenizer(setup), rank, 2) for rank in range(2)]
+    total = np.zeros(200, dtype=int)
+    for step in range(10):
+        counts = split_quotas_across_ranks(schedule[step * 64 : (step + 1) * 64], 200, 2)
+        for assembler in assemblers:
+            rows, achieved = assembler.next_batch(counts, step)
+            assert rows.shape == (achieved.sum(), config.data.sequence_length)
+            total += achieved
+    np.testing.assert_array_equal(total, quotas)
+    opened = [stream for assembler in assemblers for stream in assembler.streams.values()]
+    assert len(opened) > 200 and {stream.reader for stream in opened} == {"arrow"}
+    assert len(skills) == len(setup.train_skills) == 200

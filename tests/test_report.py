@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -65,6 +66,21 @@ def test_single_run_plots(tmp_path):
     assert_png(report.plot_validation_loss(run))
     assert {path.name for path in run.iterdir()} >= {"mixture_weights.png", "val_loss.png"}
     assert not [path for path in run.iterdir() if path.name.startswith(".")]  # no temporaries left
+
+
+def test_plots_of_hundreds_of_skills_keep_their_axes(tmp_path):
+    names = [f"skill_{index:03d}" for index in range(200)]
+    run = tmp_path / "many"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"skills": names, "eval_skills": names}))
+    rounds = [{"round": index, "weights": [1 / 200] * 200} for index in range(3)]
+    (run / "mixture.jsonl").write_text("".join(json.dumps(record) + "\n" for record in rounds))
+    evaluations = [{"kind": "eval", "step": step, "val_loss": [1.0 + step] * 200} for step in range(3)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in evaluations))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a 200-entry legend collapses the axes with a UserWarning
+        assert_png(report.plot_mixture_weights(run))
+        assert_png(report.plot_validation_loss(run))
 
 
 def test_graph_heatmap_with_negative_entries(tmp_path):
