@@ -4,7 +4,9 @@ Role in the flow: config -> skills -> data -> sampler -> **train** (-> evaluate,
 
 `training_loop` reads top to bottom: build -> restore -> evaluate at step 0 -> for each step:
 [1] at a round start, fetch the round's mixture from the sampler (once per round, never per step),
-[2] assemble this rank's batch from the exact per-skill quotas, [3] forward/backward/step,
+[2] assemble this rank's batch from the exact per-skill quotas (for the sample-level curriculum:
+the round's paced positions of a pool scored once by the initial model), [3] forward/backward/step
+(no device sync: the loss is read back only at log points),
 [4] every `eval_every_n_steps` and at every round end, evaluate per skill (sharded over ranks,
 all-reduced) and report to the sampler and to Ray Train, [5] checkpoint at round ends (or every N
 steps). The same function runs inside a Ray Train worker (`train_loop_per_worker`) and, with a local
@@ -278,6 +280,8 @@ def training_loop(
     eval_at = evaluation_steps(config)
     checkpoint_at = set(checkpoint_steps(config))
 
+    autocast_bf16 = context.device.type == "cuda" and train.precision in ("auto", "bf16")
+
     # Restore ----------------------------------------------------------------
     start_step = 0
     if checkpoint_directory is not None:
@@ -287,14 +291,13 @@ def training_loop(
     if pool is not None and pool.losses is None:
         # the sample-level curriculum orders its pool by the initial model's per-sample loss
         scoring_started = time.perf_counter()
-        pool.losses = score_pool(model, tokenizer, pool, context, autocast_bf16=context.device.type == "cuda")
+        pool.losses = score_pool(model, tokenizer, pool, context, autocast_bf16)
         distributed.log_rank0(
             context, "curriculum: scored %d pool samples with the initial model in %.1f s",
             len(pool), time.perf_counter() - scoring_started,
         )  # fmt: skip
     pool_schedules = curriculum_schedules(config, pool) if pool is not None else None
     training_model = prepare_model(model) if prepare_model else model
-    autocast_bf16 = context.device.type == "cuda" and train.precision in ("auto", "bf16")
     if train.compile:
         training_model = torch.compile(training_model)
 
