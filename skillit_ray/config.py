@@ -72,6 +72,12 @@ class DataConfig:
     """Digits per addition operand; also the number of addition skills."""
     shuffle_buffer_rows: int = 1000
     """Rows in each per-skill local shuffle buffer (0 disables shuffling inside a stream)."""
+    parquet_split: str = "files"
+    """How parquet rows reach ranks: "files" (each rank reads its own part files: I/O scales with
+    workers, but the global batch and a resume depend on the worker count) or "positions" (the skill
+    is one seeded sequence of rows and each rank takes its global positions of the step, like the
+    generator streams: runs and resumes are identical for any worker count; every rank reads the
+    text column of every part it reaches and tokenizes only its own rows)."""
     parquet_reader: str = "auto"
     """How a worker reads a parquet skill: "ray_data" (a Ray Data read_parquet + map_batches pipeline
     per skill: reads and tokenizes in other Ray processes), "arrow" (pyarrow in the worker process:
@@ -455,6 +461,15 @@ def _validate(config: JobConfig) -> None:
     )
     _require(data.addition_num_digits >= 1, f"data.addition_num_digits={data.addition_num_digits} must be >= 1")
     _require(data.shuffle_buffer_rows >= 0, f"data.shuffle_buffer_rows={data.shuffle_buffer_rows} must be >= 0")
+    _require(
+        data.parquet_split in ("files", "positions"),
+        f"data.parquet_split={data.parquet_split!r} must be files or positions",
+    )
+    _require(
+        not (data.parquet_split == "positions" and data.pack_sequences),
+        "data.parquet_split=positions addresses one document per row; set data.pack_sequences=false or "
+        "use data.parquet_split=files",
+    )
     _require(
         data.parquet_reader in ("auto", "ray_data", "arrow"),
         f"data.parquet_reader={data.parquet_reader!r} must be one of auto, ray_data, arrow",

@@ -5,13 +5,14 @@ stream per training skill and, at each step, takes exactly its per-skill counts 
 `mixture.step_rank_quotas`) from those streams, then shuffles them into one batch. Nothing here
 talks to the sampler actor: the counts are a pure function of (weights, seed, round, step, rank).
 
-Two kinds of stream, one interface (`take(count, first_global_index) -> token rows`):
+Three kinds of stream, one interface (`take(count, first_global_index) -> token rows`):
 
 * `GeneratorSkillStream` (data.path empty, LEGO/addition): fresh samples every round, as the paper
   draws them. Sample number i of a skill is a pure function of (seed, skill, i), and each rank takes
   a disjoint slice of the global positions of the step, so the global batch, and therefore the run,
   does not depend on the number of workers.
-* `ParquetSkillStream` (data.path set): a Ray Data pipeline per skill on each worker
+* `ParquetSkillStream` (data.path set, `data.parquet_split=files`, the default): a Ray Data pipeline
+  per skill on each worker
   (`read_parquet` of this rank's part files -> `map_batches` tokenization), read in a seeded order
   per epoch through a seeded shuffle buffer. Each pipeline costs Ray tasks and processes, so above
   `RAY_DATA_MAX_SKILLS` training skills (`data.parquet_reader=auto`) the same files are read with
@@ -21,6 +22,10 @@ Two kinds of stream, one interface (`take(count, first_global_index) -> token ro
   that runs out starts a new epoch and logs it. Its position (epoch, rows consumed) is checkpointed;
   resuming with the same number of workers continues exactly, with a different number the skill
   restarts its current epoch under the new split (logged).
+* `PositionalParquetSkillStream` (`data.parquet_split=positions`): the skill's rows as one seeded
+  sequence addressed by global position, like the generator streams, so runs and resumes do not
+  depend on the number of workers. Each rank reads the text column forward (pyarrow) and tokenizes
+  only its own rows; reading, not tokenizing, is repeated on every rank.
 
 Tokens: synthetic samples are trained on the whole sentence (prompt + answer, as the official code)
 padded to `data.sequence_length`; padding positions get label -100. Text rows are truncated and
@@ -415,6 +420,67 @@ class ParquetSkillStream:
         self._buffer = np.zeros((0, self.sequence_length), dtype=np.int32)
 
 
+class PositionalParquetSkillStream:
+    """A parquet skill addressed by global position, so any worker count reads the same rows.
+
+    Position g of the skill is row g % n of epoch g // n (n = the skill's rows). An epoch is the
+    part files in a seeded order (seed, epoch), rows in file order, permuted within consecutive
+    windows of `data.shuffle_buffer_rows` rows by (seed, epoch, window). A rank's positions only
+    grow, so each rank reads the text column forward once per epoch (pyarrow, in this process),
+    keeps the current window, and tokenizes just the rows it was dealt. Nothing per rank needs
+    checkpointing: the assembler's global positions say where every skill is.
+    """
+
+    def __init__(self, setup: SkillSetup, skill: str, tokenizer, config: JobConfig) -> None:
+        import pyarrow.parquet as pq
+
+        self.skill, self.tokenizer = skill, tokenizer
+        self.sequence_length, self.text_column = config.data.sequence_length, config.data.text_column
+        self.seed, self.window_rows = config.train.seed, max(1, config.data.shuffle_buffer_rows)
+        self.parts = list_parts(Path(setup.dataset_path) / "train" / skill)
+        self.num_rows = sum(pq.read_metadata(str(part)).num_rows for part in self.parts)
+        self.epoch, self._texts, self._next_window = -1, None, 0
+        self._window: tuple[int, int, list[str]] | None = None  # (epoch, window index, permuted texts)
+
+    def _epoch_texts(self, epoch: int):
+        import pyarrow.parquet as pq
+
+        order = np.random.default_rng([self.seed, epoch, 0xDA7A]).permutation(len(self.parts))
+        for index in order:
+            for batch in pq.ParquetFile(str(self.parts[index])).iter_batches(columns=[self.text_column]):
+                yield from (str(text) for text in batch.column(0).to_pylist())
+
+    def _window_texts(self, epoch: int, window_index: int) -> list[str]:
+        if self._window is not None and self._window[:2] == (epoch, window_index):
+            return self._window[2]
+        if epoch != self.epoch or window_index < self._next_window:
+            if epoch != self.epoch and epoch > 0:
+                logger.info("skill %s: starting epoch %d (%d rows per epoch)", self.skill, epoch, self.num_rows)
+            self.epoch, self._texts, self._next_window = epoch, self._epoch_texts(epoch), 0
+        while True:
+            size = min(self.window_rows, self.num_rows - self._next_window * self.window_rows)
+            texts = [next(self._texts) for _ in range(size)]
+            self._next_window += 1
+            if self._next_window - 1 == window_index:
+                break
+        order = np.random.default_rng([self.seed, epoch, window_index, 0x5F]).permutation(len(texts))
+        self._window = (epoch, window_index, [texts[position] for position in order])
+        return self._window[2]
+
+    def take(self, count: int, first_global_index: int) -> np.ndarray:
+        texts = []
+        for position in range(first_global_index, first_global_index + count):
+            epoch, offset = divmod(position, self.num_rows)
+            texts.append(self._window_texts(epoch, offset // self.window_rows)[offset % self.window_rows])
+        return encode_texts(self.tokenizer, texts, self.sequence_length)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # positions are global and kept by the assembler
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
 class BatchAssembler:
     """Builds this rank's batch for a step from the per-rank, per-skill counts of that step."""
 
@@ -423,22 +489,21 @@ class BatchAssembler:
         self.skills = setup.train_skills
         self.sequence_length = config.data.sequence_length
         self.pad_id = tokenizer.pad_token_id
-        self._make_stream = (
-            (
-                lambda skill: GeneratorSkillStream(
-                    setup, skill, tokenizer, config.data.sequence_length, config.train.seed
-                )
-            )
-            if setup.uses_generator
-            else (lambda skill: ParquetSkillStream(setup, skill, tokenizer, config, rank, world_size))
-        )
+        self.config, self.setup, self.tokenizer = config, setup, tokenizer
         self.streams: dict[str, Any] = {}  # opened lazily: a skill with weight 0 is never read
         self.global_positions = np.zeros(len(self.skills), dtype=np.int64)
         self._pending_stream_states: dict[str, Any] = {}
 
+    def _new_stream(self, skill: str):
+        if self.setup.uses_generator:
+            return GeneratorSkillStream(self.setup, skill, self.tokenizer, self.sequence_length, self.seed)
+        if self.config.data.parquet_split == "positions":
+            return PositionalParquetSkillStream(self.setup, skill, self.tokenizer, self.config)
+        return ParquetSkillStream(self.setup, skill, self.tokenizer, self.config, self.rank, self.world_size)
+
     def _stream(self, skill: str):
         if skill not in self.streams:
-            stream = self._make_stream(skill)
+            stream = self._new_stream(skill)
             if skill in self._pending_stream_states:
                 stream.load_state_dict(self._pending_stream_states.pop(skill))
             self.streams[skill] = stream

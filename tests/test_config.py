@@ -82,3 +82,10 @@ def test_torch_backend_keeps_gloo_for_the_loops_cpu_collectives():
     assert gpu.scaling.resolved_torch_backend() == "cpu:gloo,cuda:nccl"
     with pytest.raises(ValueError, match="scaling.torch_backend='nccl' has no gloo"):
         load_config(None, ["scaling.use_gpu=true", "scaling.torch_backend=nccl"])
+
+
+def test_positional_parquet_split_refuses_packing():
+    with pytest.raises(ValueError, match="data.parquet_split=positions addresses one document per row"):
+        load_config(None, ["data.parquet_split=positions", "data.pack_sequences=true"])
+    with pytest.raises(ValueError, match="data.parquet_split='rows' must be files or positions"):
+        load_config(None, ["data.parquet_split=rows"])
