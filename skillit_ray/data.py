@@ -225,6 +225,27 @@ def labels_for(input_ids: np.ndarray, pad_id: int) -> np.ndarray:
     return labels
 
 
+def epoch_part_order(seed: int, epoch: int, num_parts: int) -> np.ndarray:
+    """The seeded order in which a skill's part files are read in one epoch (both parquet streams)."""
+    return np.random.default_rng([seed, epoch, 0xDA7A]).permutation(num_parts)
+
+
+def shuffle_batch_rows(rows: np.ndarray, seed: int, step: int, rank: int) -> np.ndarray:
+    """This rank's batch rows in a seeded order, so skills are mixed within the batch."""
+    return rows[np.random.default_rng([seed, step, rank, 0xBA7C]).permutation(len(rows))]
+
+
+def samples_from_table(table, skill: str) -> list[Sample]:
+    """Prompt/answer(/suffix) rows of a parquet table (as `skillit-ray prepare` writes them) as Samples."""
+    columns = set(table.column_names)
+    prompts, answers = table.column("prompt").to_pylist(), table.column("answer").to_pylist()
+    suffixes = table.column("suffix").to_pylist() if "suffix" in columns else [""] * table.num_rows
+    return [
+        Sample(skill=skill, prompt=prompt, answer=answer, suffix=suffix)
+        for prompt, answer, suffix in zip(prompts, answers, suffixes)
+    ]
+
+
 # ----------------------------------------------------------------------------- streams
 
 
@@ -298,7 +319,7 @@ class ParquetSkillStream:
         return max(256, self.shuffle_buffer_rows)
 
     def _open_epoch(self) -> None:
-        order = np.random.default_rng([self.seed, self.epoch, 0xDA7A]).permutation(len(self.parts))
+        order = epoch_part_order(self.seed, self.epoch, len(self.parts))
         paths = [str(self.parts[index]) for index in order]
         self._iterator = self._ray_data_batches(paths) if self.reader == "ray_data" else self._arrow_batches(paths)
         self._row_counter = 0
@@ -445,7 +466,7 @@ class PositionalParquetSkillStream:
     def _epoch_texts(self, epoch: int):
         import pyarrow.parquet as pq
 
-        order = np.random.default_rng([self.seed, epoch, 0xDA7A]).permutation(len(self.parts))
+        order = epoch_part_order(self.seed, epoch, len(self.parts))
         for index in order:
             for batch in pq.ParquetFile(str(self.parts[index])).iter_batches(columns=[self.text_column]):
                 yield from (str(text) for text in batch.column(0).to_pylist())
@@ -521,8 +542,7 @@ class BatchAssembler:
                 achieved[skill_index] = len(taken)
             self.global_positions[skill_index] += int(counts_by_rank[:, skill_index].sum())
         batch = np.concatenate(rows) if rows else np.zeros((0, self.sequence_length), dtype=np.int32)
-        batch = batch[np.random.default_rng([self.seed, step, self.rank, 0xBA7C]).permutation(len(batch))]
-        return batch, achieved
+        return shuffle_batch_rows(batch, self.seed, step, self.rank), achieved
 
     def state_dict(self) -> dict[str, Any]:
         streams = {skill: stream.state_dict() for skill, stream in self.streams.items()}
@@ -580,15 +600,8 @@ class CurriculumPool:
         rows: list = []
         for part in list_parts(Path(self.setup.dataset_path) / "train" / skill):
             table = pq.read_table(str(part))
-            columns = set(table.column_names)
-            if {"prompt", "answer"} <= columns:
-                suffixes = table.column("suffix").to_pylist() if "suffix" in columns else [""] * table.num_rows
-                rows.extend(
-                    Sample(skill=skill, prompt=prompt, answer=answer, suffix=suffix)
-                    for prompt, answer, suffix in zip(
-                        table.column("prompt").to_pylist(), table.column("answer").to_pylist(), suffixes
-                    )
-                )
+            if {"prompt", "answer"} <= set(table.column_names):
+                rows.extend(samples_from_table(table, skill))
             else:
                 rows.extend(str(text) for text in table.column(self.config.data.text_column).to_pylist())
             if len(rows) >= count:
@@ -619,10 +632,12 @@ class CurriculumPool:
 
     def batch(self, positions: np.ndarray, step: int, rank: int) -> tuple[np.ndarray, np.ndarray]:
         """(input_ids, per-skill counts) for this rank's pool positions at `step`, shuffled like any batch."""
-        rows = self.token_rows(positions)
-        achieved = np.bincount(self.skills[positions], minlength=len(self.setup.train_skills)).astype(np.int64)
-        order = np.random.default_rng([self.config.train.seed, step, rank, 0xBA7C]).permutation(len(rows))
-        return rows[order], achieved
+        rows = shuffle_batch_rows(self.token_rows(positions), self.config.train.seed, step, rank)
+        return rows, self.skill_counts(positions)
+
+    def skill_counts(self, positions: np.ndarray) -> np.ndarray:
+        """Per-training-skill number of samples at these pool positions."""
+        return np.bincount(self.skills[positions], minlength=len(self.setup.train_skills)).astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- validation sets
@@ -659,14 +674,7 @@ def load_validation_sets(config: JobConfig, setup: SkillSetup, tokenizer) -> lis
         table = table.slice(0, config.data.num_val_per_skill)
         columns = set(table.column_names)
         if {"prompt", "answer"} <= columns:
-            suffixes = table.column("suffix").to_pylist() if "suffix" in columns else [""] * table.num_rows
-            samples = [
-                Sample(skill=skill, prompt=prompt, answer=answer, suffix=suffix)
-                for prompt, answer, suffix in zip(
-                    table.column("prompt").to_pylist(), table.column("answer").to_pylist(), suffixes
-                )
-            ]
-            sets.append(ValidationSet(skill, samples=samples))
+            sets.append(ValidationSet(skill, samples=samples_from_table(table, skill)))
         elif config.data.text_column in columns:
             texts = [str(text) for text in table.column(config.data.text_column).to_pylist()]
             sets.append(ValidationSet(skill, token_rows=encode_texts(tokenizer, texts, config.data.sequence_length)))

@@ -357,7 +357,8 @@ def training_loop(
             round_achieved = np.zeros(len(setup.train_skills), dtype=np.int64)
             if step > round_start:  # resumed mid-round: recount what the earlier steps of the round took
                 for done in range(round_start, step):
-                    round_achieved += rank_step_counts(schedule, done - round_start, pool, setup, train, context)
+                    counts_by_rank, positions = step_share(schedule, done - round_start, pool, setup, train, context)
+                    round_achieved += counts_by_rank[rank] if positions is None else pool.skill_counts(positions)
 
         # [2] this rank's batch from the exact quotas of this step
         if step == start_step + untimed_steps:
@@ -365,13 +366,11 @@ def training_loop(
             assembly_seconds, last_log = 0.0, (step, 0.0)
         timer.start()
         step_started = time.perf_counter()
-        step_entries = schedule[(step - round_start) * train.batch_size :][: train.batch_size]
-        if pool is None:
-            counts_by_rank = split_quotas_across_ranks(step_entries, len(setup.train_skills), world_size)
+        counts_by_rank, positions = step_share(schedule, step - round_start, pool, setup, train, context)
+        if positions is None:
             input_ids, achieved = assembler.next_batch(counts_by_rank, step)
         else:
-            first, last = rank_row_range(len(step_entries), world_size, rank)
-            input_ids, achieved = pool.batch(step_entries[first:last], step, rank)
+            input_ids, achieved = pool.batch(positions, step, rank)
         assembly_seconds += time.perf_counter() - step_started
         round_achieved += achieved
 
@@ -449,13 +448,18 @@ class TrainingTimer:
         return self.total_s + (time.perf_counter() - self.started if self.started is not None else 0.0)
 
 
-def rank_step_counts(schedule, step_in_round, pool, setup, train, context) -> np.ndarray:
-    """Per-skill samples this rank trained at one step of the round (to recount a resumed round)."""
+def step_share(schedule, step_in_round, pool, setup, train, context) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """One step of the round's schedule, split over ranks.
+
+    Quota schedules (skill indices): (per-rank per-skill counts, None); every rank needs all rows to
+    advance the streams' global positions. Curriculum schedules (pool positions): (None, this rank's
+    pool positions).
+    """
     step_entries = schedule[step_in_round * train.batch_size :][: train.batch_size]
     if pool is None:
-        return split_quotas_across_ranks(step_entries, len(setup.train_skills), context.world_size)[context.rank]
+        return split_quotas_across_ranks(step_entries, len(setup.train_skills), context.world_size), None
     first, last = rank_row_range(len(step_entries), context.world_size, context.rank)
-    return np.bincount(pool.skills[step_entries[first:last]], minlength=len(setup.train_skills))
+    return None, step_entries[first:last]
 
 
 def global_mean_loss(loss_sum: torch.Tensor, global_tokens: float) -> float:
