@@ -4,6 +4,7 @@ Role in the flow: measures the whole system against plain PyTorch in the same ru
 
     python -m skillit_ray.benchmark throughput [--set k=v ...]   full pipeline vs a plain loop
     python -m skillit_ray.benchmark graph [--set k=v ...]        Tune-parallel graph runs vs sequential
+    python -m skillit_ray.benchmark many-skills [--skills N] [--set k=v ...]   N parquet text skills end to end
 
 `throughput`: tokens/s (sequence positions per second, all workers) of `run_training` (Ray Train
 worker, sampler actor, per-skill streams, exact quotas, evaluation excluded from the timed steps)
@@ -17,6 +18,9 @@ hide where the time goes.
 
 `graph`: wall time of the k (linear) or k + k(k-1)/2 (brute force) short runs on Ray Tune divided by
 the same runs one after another in the driver process.
+
+`many-skills`: writes N small text skills as parquet (2 part files each) and times one stratified
+`run_training` over them end to end; compare `--set data.parquet_reader=ray_data` and `=arrow`.
 """
 
 from __future__ import annotations
@@ -147,12 +151,72 @@ def graph_speedup(overrides: list[str]) -> dict:
     }
 
 
+def write_text_skills(root: str, num_skills: int, rows_per_part: int = 30, parts_per_skill: int = 2) -> list[str]:
+    """A parquet dataset of `num_skills` synthetic text skills with manifest and local tokenizer."""
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from skillit_ray.skills.tokenizer import build_tokenizer, save_tokenizer
+
+    directory, words = Path(root), [f"w{index}" for index in range(50)]
+    save_tokenizer(build_tokenizer(words), directory / "tokenizer")
+    skills = [f"skill_{index:03d}" for index in range(num_skills)]
+    for skill_index, skill in enumerate(skills):
+        texts = [" ".join(words[(skill_index + row + k) % 50] for k in range(12)) for row in range(rows_per_part)]
+        for split, num_parts in (("train", parts_per_skill), ("val", 1)):
+            (directory / split / skill).mkdir(parents=True, exist_ok=True)
+            for part in range(num_parts):
+                pq.write_table(pa.table({"text": texts}), directory / split / skill / f"part-{part:05d}.parquet")
+    (directory / "manifest.json").write_text(json.dumps({"source": "parquet", "skills": skills}))
+    return skills
+
+
+def many_skills(num_skills: int, overrides: list[str]) -> dict:
+    from skillit_ray.cli import connect_ray
+    from skillit_ray.data import ParquetSkillStream, resolve_skills
+    from skillit_ray.train import run_training
+
+    dataset = tempfile.mkdtemp(prefix="skillit-many-skills-")
+    write_text_skills(dataset, num_skills)
+    config = load_config(
+        None,
+        ["data.source=parquet", f"data.path={dataset}", "data.sequence_length=16", "model.size=tiny",
+         "train.steps=30", "train.batch_size=64", "train.eval_every_n_steps=30", "mixture.num_rounds=3",
+         "mixture.strategy=stratified", "data.num_val_per_skill=4", "scaling.num_workers=2",
+         f"run.storage_path={tempfile.mkdtemp(prefix='skillit-many-skills-runs-')}", "run.name=many-skills"]
+        + overrides,
+    )  # fmt: skip
+    setup = resolve_skills(config)
+    reader = ParquetSkillStream(setup, setup.train_skills[0], None, config, 0, 1).reader
+    connect_ray(config)
+    started = time.perf_counter()
+    run_training(config)
+    return {
+        "benchmark": "many-skills",
+        "num_skills": num_skills,
+        "reader": reader if config.data.parquet_split == "files" else "arrow (positions)",
+        "num_workers": config.scaling.num_workers,
+        "steps": config.train.steps,
+        "batch_size": config.train.batch_size,
+        "end_to_end_s": round(time.perf_counter() - started, 1),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skillit_ray.benchmark")
-    parser.add_argument("which", choices=["throughput", "graph"], nargs="?", default="throughput")
+    parser.add_argument("which", choices=["throughput", "graph", "many-skills"], nargs="?", default="throughput")
+    parser.add_argument("--skills", type=int, default=200, help="many-skills: number of skills")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     arguments = parser.parse_args(argv)
-    result = throughput(arguments.overrides) if arguments.which == "throughput" else graph_speedup(arguments.overrides)
+    if arguments.which == "throughput":
+        result = throughput(arguments.overrides)
+    elif arguments.which == "graph":
+        result = graph_speedup(arguments.overrides)
+    else:
+        result = many_skills(arguments.skills, arguments.overrides)
     print(json.dumps(result, indent=2))
     sys.stdout.flush()
     return 0

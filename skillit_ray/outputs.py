@@ -40,10 +40,9 @@ class ProgressPrinter(threading.Thread):
         except Exception:  # actor gone at shutdown
             return
         for record in rounds[self._printed :]:
-            weights = " ".join(f"{w:.2f}" for w in record["weights"])
             line = (
                 f"[{self.config.run.name}] round {record['round'] + 1}/{self.config.mixture.num_rounds} "
-                f"step {record['step']}/{self.config.train.steps} weights [{weights}]"
+                f"step {record['step']}/{self.config.train.steps} {describe_weights(record['weights'])}"
             )
             if record["val_loss"]:
                 line += f" mean val loss {np.mean(record['val_loss']):.4f}"
@@ -55,6 +54,16 @@ class ProgressPrinter(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.flush()
+
+
+MAX_PRINTED_WEIGHTS = 12
+"""Up to this many skills the progress line lists every weight; above, their range (mixture.jsonl has all)."""
+
+
+def describe_weights(weights: list[float]) -> str:
+    if len(weights) <= MAX_PRINTED_WEIGHTS:
+        return "weights [" + " ".join(f"{weight:.2f}" for weight in weights) + "]"
+    return f"weights of {len(weights)} skills in [{min(weights):.3f}, {max(weights):.3f}]"
 
 
 def write_run_outputs(

@@ -117,3 +117,10 @@ def test_comparison_table_falls_back_to_loss(tmp_path):
     assert table.splitlines()[3].split() == ["stratified", "0.500", "0.250", "0.375"]
     assert table.splitlines()[4].split() == ["skillit", "0.125", "0.250", "0.188"]
     assert_png(report.plot_comparison(runs[:1], tmp_path / "loss_only.png"))
+
+
+def test_progress_line_lists_few_weights_and_summarizes_many():
+    from skillit_ray.outputs import describe_weights
+
+    assert describe_weights([0.25, 0.75]) == "weights [0.25 0.75]"
+    assert describe_weights([0.001] * 199 + [0.801]) == "weights of 200 skills in [0.001, 0.801]"
