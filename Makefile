@@ -23,7 +23,7 @@ demo: setup  # replaces the previous demo output
 	rm -rf runs/demo
 	$(BIN)/skillit-ray demo --out runs/demo
 
-test: setup
+test: setup lint  # lint first: a style error fails in seconds, not after the suite
 	$(BIN)/python -m pytest
 
 test-slow: setup
