@@ -53,8 +53,8 @@ def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps:
     """The reference: the same model and batch shape, random tokens, AdamW, no Ray, no data pipeline."""
     import torch
 
-    from skillit_ray.model import build_model
-    from skillit_ray.train import build_optimizer
+    from skillit_ray.loop import build_optimizer
+    from skillit_ray.model import build_model, next_token_losses
 
     device = torch.device("cuda" if config.scaling.use_gpu and torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
@@ -75,9 +75,7 @@ def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(input_ids=batch).logits
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1)
-        )
+        loss = next_token_losses(logits, batch, reduction="mean")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip_norm)
         optimizer.step()
@@ -88,10 +86,8 @@ def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps:
 
 
 def throughput(overrides: list[str]) -> dict:
-    from skillit_ray.cli import connect_ray
     from skillit_ray.data import load_skill_tokenizer, resolve_skills
-    from skillit_ray.train import run_training
-    from skillit_ray.tune import run_local_training
+    from skillit_ray.train import connect_ray, run_local_training, run_training
 
     storage = tempfile.mkdtemp(prefix="skillit-benchmark-")
     config = load_config(None, THROUGHPUT_DEFAULTS + [f"run.storage_path={storage}"] + overrides)
@@ -126,7 +122,7 @@ def throughput(overrides: list[str]) -> dict:
 
 
 def graph_speedup(overrides: list[str]) -> dict:
-    from skillit_ray.cli import connect_ray
+    from skillit_ray.train import connect_ray
     from skillit_ray.tune import learn_graph, run_short_runs_sequentially
 
     storage = tempfile.mkdtemp(prefix="skillit-graph-benchmark-")
@@ -174,9 +170,8 @@ def write_text_skills(root: str, num_skills: int, rows_per_part: int = 30, parts
 
 
 def many_skills(num_skills: int, overrides: list[str]) -> dict:
-    from skillit_ray.cli import connect_ray
-    from skillit_ray.data import ParquetSkillStream, resolve_skills
-    from skillit_ray.train import run_training
+    from skillit_ray.data import resolve_skills
+    from skillit_ray.train import connect_ray, run_training
 
     dataset = tempfile.mkdtemp(prefix="skillit-many-skills-")
     write_text_skills(dataset, num_skills)
@@ -189,7 +184,7 @@ def many_skills(num_skills: int, overrides: list[str]) -> dict:
         + overrides,
     )  # fmt: skip
     setup = resolve_skills(config)
-    reader = ParquetSkillStream(setup, setup.train_skills[0], None, config, 0, 1).reader
+    reader = config.data.reader_for(len(setup.train_skills))
     connect_ray(config)
     started = time.perf_counter()
     run_training(config)

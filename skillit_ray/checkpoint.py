@@ -1,11 +1,18 @@
 """Checkpoints: what a run needs to continue identically, written by rank 0, read by every rank.
 
-Role in the flow: train -> **checkpoint** -> (resume) train. A checkpoint directory holds
-`model.pt`, `optimizer.pt`, `scheduler.pt` (tensors only, loaded with `weights_only=True`),
-`sampler.json` (the sampler actor's state: strategy, loss history, published rounds, run log) and
-`train_state.json` (step, world size, each rank's data positions and torch RNG state, and the
-fingerprint of the configuration that wrote it), and, for a sample-level curriculum,
-`curriculum_losses.pt` (the initial model's loss of every pool sample, which orders the pool).
+Role in the flow: train loop -> **checkpoint** -> (resume) train loop. A checkpoint is a dict of
+stateful parts (`CheckpointParts`), so a new stateful part is one entry, not a new argument:
+
+* `files`: one file each, written by rank 0 and read by every rank: `model.pt`, `optimizer.pt`,
+  `scheduler.pt` (tensors, loaded with `weights_only=True`), `sampler.json` (the sampler's state:
+  strategy, loss history, published rounds, run log; loaded by rank 0 into the one shared sampler)
+  and, for a sample-level curriculum, `curriculum_losses.pt` (the pool's scores). `.pt` parts go
+  through torch.save/torch.load, `.json` parts through JSON.
+* `per_rank`: every rank's own state (data positions, torch RNG), gathered into `train_state.json`
+  with the step, the world size and the fingerprint of the configuration that wrote it. Each part
+  restores itself from the list of every rank's state (`load_rank_states`), so a resume with another
+  worker count is the part's decision.
+
 Nothing is unpickled from user paths. Ray Train copies the directory to
 `<storage_path>/<run>/checkpoint_*`; a new fit of the same run resumes from the newest complete one
 whose fingerprint matches.
@@ -13,73 +20,108 @@ whose fingerprint matches.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from skillit_ray import distributed
 from skillit_ray.storage import RunStorage
 
+if TYPE_CHECKING:
+    from skillit_ray.config import JobConfig
+    from skillit_ray.data import SkillSetup
+
 logger = logging.getLogger("skillit_ray")
 
-CHECKPOINT_FILES = ("model.pt", "optimizer.pt", "scheduler.pt", "train_state.json", "sampler.json")
+TRAIN_STATE_FILE = "train_state.json"
+CHECKPOINT_FILES = ("model.pt", "optimizer.pt", "scheduler.pt", TRAIN_STATE_FILE, "sampler.json")
+"""Files every complete checkpoint holds."""
 
 
-CURRICULUM_LOSSES_FILE = "curriculum_losses.pt"
+@dataclass
+class CheckpointParts:
+    """The stateful parts of a run: file name -> part (rank 0 writes), name -> per-rank part."""
+
+    files: dict[str, Any] = field(default_factory=dict)
+    per_rank: dict[str, Any] = field(default_factory=dict)
+
+
+class TorchRngState:
+    """This rank's torch RNG as a per-rank part (another worker count restores rank 0's)."""
+
+    def state_dict(self) -> list[int]:
+        return torch.get_rng_state().tolist()
+
+    def load_rank_states(self, states_by_rank: list[list[int]], rank: int, world_size: int) -> None:
+        own = states_by_rank[rank] if len(states_by_rank) == world_size else states_by_rank[0]
+        torch.set_rng_state(torch.tensor(own, dtype=torch.uint8))
+
+
+class RankZeroPart:
+    """A file part that only rank 0 loads (the sampler: one shared actor for every rank)."""
+
+    def __init__(self, part: Any, rank: int) -> None:
+        self.part, self.rank = part, rank
+
+    def state_dict(self) -> Any:
+        return self.part.state_dict()
+
+    def load_state_dict(self, state: Any) -> None:
+        if self.rank == 0:
+            self.part.load_state_dict(state)
+
+
+def config_fingerprint(config: JobConfig, setup: SkillSetup) -> str:
+    """Hash of what a checkpoint must share with the run resuming it (not steps, workers or storage)."""
+    relevant = {
+        "skills": [setup.train_skills, setup.eval_skills],
+        "data": [config.data.source, config.data.sequence_length, config.data.pack_sequences],
+        "model": [config.model.size, config.model.overrides, config.model.pretrained_path],
+        "mixture": {k: v for k, v in config.to_dict()["mixture"].items() if k != "graph_path"},
+        "seed": config.train.seed,
+        "batch_size": config.train.batch_size,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def write_checkpoint(
-    step, model, optimizer, scheduler, assembler, sampler, context, fingerprint: str, pool_losses=None
+    step: int, parts: CheckpointParts, context: distributed.WorkerContext, fingerprint: str
 ) -> str | None:
-    """Gather every rank's data position and RNG; rank 0 writes the directory (others get None)."""
-    states = distributed.all_gather_objects(
-        {"assembler": assembler.state_dict(), "torch_rng": torch.get_rng_state().tolist()}
-    )
+    """Gather every rank's per-rank parts; rank 0 writes the directory (others get None)."""
+    states = distributed.all_gather_objects({name: part.state_dict() for name, part in parts.per_rank.items()})
     if context.rank != 0:
         return None
     directory = Path(tempfile.mkdtemp(prefix="skillit-checkpoint-"))
-    torch.save(model.state_dict(), directory / "model.pt")
-    torch.save(optimizer.state_dict(), directory / "optimizer.pt")
-    torch.save(scheduler.state_dict(), directory / "scheduler.pt")
-    (directory / "sampler.json").write_text(json.dumps(sampler.state_dict()))
-    if pool_losses is not None:
-        torch.save(torch.as_tensor(pool_losses, dtype=torch.float64), directory / CURRICULUM_LOSSES_FILE)
+    for file_name, part in parts.files.items():
+        if file_name.endswith(".json"):
+            (directory / file_name).write_text(json.dumps(part.state_dict()))
+        else:
+            torch.save(part.state_dict(), directory / file_name)
     state = {"step": step, "world_size": context.world_size, "ranks": states, "fingerprint": fingerprint}
-    (directory / "train_state.json").write_text(json.dumps(state))
+    (directory / TRAIN_STATE_FILE).write_text(json.dumps(state))
     return str(directory)
 
 
-def restore(directory, model, optimizer, scheduler, assembler, sampler, context, pool=None) -> int:
-    """Load a checkpoint into the unwrapped model, optimizer, scheduler, data position and sampler
-    (and, for a sample-level curriculum, the pool's initial losses)."""
+def restore(directory: str | Path, parts: CheckpointParts, context: distributed.WorkerContext) -> int:
+    """Load every part from a checkpoint directory; returns the step it was written at."""
     directory = Path(directory)
-    state = json.loads((directory / "train_state.json").read_text())
-    model.load_state_dict(torch.load(directory / "model.pt", map_location=context.device, weights_only=True))
-    optimizer.load_state_dict(torch.load(directory / "optimizer.pt", map_location=context.device, weights_only=True))
-    scheduler.load_state_dict(torch.load(directory / "scheduler.pt", weights_only=True))
-    ranks = state["ranks"]
-    own = ranks[context.rank] if state["world_size"] == context.world_size else None
-    assembler_state = dict((own or ranks[0])["assembler"])
-    if own is None:  # different worker count: global positions carry over, per-rank streams restart their epoch
-        assembler_state["streams"] = {
-            skill: {**stream_state, "world_size": state["world_size"]}
-            for skill, stream_state in ranks[0]["assembler"]["streams"].items()
-        }
-    assembler.load_state_dict(assembler_state)
-    torch.set_rng_state(torch.tensor((own or ranks[0])["torch_rng"], dtype=torch.uint8))
-    if context.rank == 0:
-        sampler_state = json.loads((directory / "sampler.json").read_text())
-        sampler.load_state_dict(sampler_state)
-    if pool is not None:
-        losses_path = directory / CURRICULUM_LOSSES_FILE
-        if not losses_path.is_file():
-            raise ValueError(
-                f"checkpoint {directory} has no {CURRICULUM_LOSSES_FILE}; it was not written by a curriculum run"
-            )
-        pool.losses = torch.load(losses_path, weights_only=True).numpy()
+    state = json.loads((directory / TRAIN_STATE_FILE).read_text())
+    for file_name, part in parts.files.items():
+        path = directory / file_name
+        if not path.is_file():
+            raise ValueError(f"checkpoint {directory} has no {file_name}; it was written by another kind of run")
+        if file_name.endswith(".json"):
+            part.load_state_dict(json.loads(path.read_text()))
+        else:  # onto CPU: parts copy tensors to their own device (model parameters, optimizer state)
+            part.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    for name, part in parts.per_rank.items():
+        part.load_rank_states([rank_state[name] for rank_state in state["ranks"]], context.rank, context.world_size)
     distributed.barrier()
     return int(state["step"])
 
@@ -91,7 +133,7 @@ def find_latest_checkpoint(storage: RunStorage, fingerprint: str) -> str | None:
         if not all(storage.exists(f"{directory}/{name}") for name in CHECKPOINT_FILES):
             logger.warning("ignoring incomplete checkpoint %s", storage.uri(directory))
             continue
-        state = json.loads(storage.read_text(f"{directory}/train_state.json"))
+        state = json.loads(storage.read_text(f"{directory}/{TRAIN_STATE_FILE}"))
         candidates.append((int(state["step"]), directory, state))
     if not candidates:
         return None

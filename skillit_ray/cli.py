@@ -2,11 +2,11 @@
 
     skillit-ray prepare lego|addition --out DIR        skill-partitioned parquet shards + manifest
     skillit-ray train    --config FILE [--set k=v ...] one training run (Ray Train + sampler actor)
-    skillit-ray graph    --config FILE --method linear|brute-force   skills graph from parallel short runs (Ray Tune)
+    skillit-ray graph    --config FILE                 skills graph from parallel short runs (Ray Tune)
     skillit-ray tune     --config FILE                 eta / rounds / window search (Ray Tune)
     skillit-ray pipeline --config FILE                 graph -> tune -> train
     skillit-ray demo     --out DIR                     LEGO: Skill-it (2 graphs) vs stratified vs random, CPU
-    skillit-ray keys                                   every config key
+    skillit-ray keys                                   every config key: type, default, meaning
 
 Bad configs fail here, before Ray starts.
 """
@@ -16,25 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 
-from skillit_ray.config import describe_keys, load_config
-
-
-def connect_ray(config) -> None:
-    """Join the cluster named by run.ray_address or RAY_ADDRESS, else start a local Ray (dashboard on 127.0.0.1)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = config.run.ray_address or os.environ.get("RAY_ADDRESS", "")
-    if address:
-        ray.init(address=address)
-        return
-    # Local: reserve logical CPUs for the train workers plus the Ray Data read/tokenize tasks.
-    needed = config.scaling.num_workers * config.scaling.cpus_per_worker + 2
-    ray.init(num_cpus=int(max(os.cpu_count() or 1, needed)), dashboard_host="127.0.0.1")
+from skillit_ray.config import describe_keys_with_docs, load_config
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -63,7 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(train)
     graph = commands.add_parser("graph", help="learn the skills graph with parallel short runs (Ray Tune)")
     _add_config_arguments(graph)
-    graph.add_argument("--method", choices=["linear", "brute-force"], help="overrides graph.method")
     tune = commands.add_parser("tune", help="search eta / rounds / window (Ray Tune)")
     _add_config_arguments(tune)
     pipeline = commands.add_parser("pipeline", help="graph -> tune -> train")
@@ -71,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="LEGO on a CPU: Skill-it (paper and chain graphs) vs stratified vs random")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    commands.add_parser("keys", help="list every config key")
+    commands.add_parser("keys", help="list every config key with its type, default and meaning")
     return parser
 
 
@@ -87,17 +70,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(arguments: argparse.Namespace) -> int:
     if arguments.command == "keys":
-        print("\n".join(describe_keys()))
+        print(describe_keys_with_docs())
         return 0
     if arguments.command == "demo":
         from skillit_ray.demo import run_demo
 
         run_demo(arguments.out, arguments.overrides)
         return 0
-    overrides = list(arguments.overrides)
-    if arguments.command == "graph" and arguments.method:
-        overrides.append(f"graph.method={arguments.method}")
-    config = load_config(arguments.config, overrides)
+    config = load_config(arguments.config, arguments.overrides)
     if arguments.command != "prepare":
         from skillit_ray.preflight import check_job
 
@@ -116,17 +96,17 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     if arguments.command == "train":
         from skillit_ray.train import run_training
 
-        summary = run_training(config, connect=lambda: connect_ray(config))
+        summary = run_training(config)
         print(json.dumps(summary, indent=2))
         return 0
     from skillit_ray import tune
 
     if arguments.command == "graph":
-        result = tune.learn_graph(config, connect=lambda: connect_ray(config))
+        result = tune.learn_graph(config)
     elif arguments.command == "tune":
-        result = tune.tune_hyperparameters(config, connect=lambda: connect_ray(config))
+        result = tune.tune_hyperparameters(config)
     else:
-        result = tune.run_pipeline(config, connect=lambda: connect_ray(config))
+        result = tune.run_pipeline(config)
     print(json.dumps(result, indent=2, default=str))
     return 0
 

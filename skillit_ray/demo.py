@@ -64,8 +64,7 @@ def run_demo(out_dir: str = "runs/demo", overrides: list[str] | None = None) -> 
     import ray
 
     from skillit_ray import report
-    from skillit_ray.cli import connect_ray
-    from skillit_ray.train import run_training
+    from skillit_ray.train import connect_ray, run_training
 
     storage = Path(out_dir).resolve()
     configs = {

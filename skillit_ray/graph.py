@@ -5,8 +5,9 @@ short runs to launch (`linear_run_specs`, `brute_force_run_specs`), runs each on
 steps, measures every evaluation skill's validation loss before training and at
 `graph.measure_at_step`, and hands the measurements back here. We turn them into A
 (`linear_graph`, `brute_force_graph`), apply the configured normalization, threshold and diagonal
-rule (`normalize_graph`), and save or load the result (`write_graph`, `load_graph`). The training
-job reads A back with `load_graph`. No Ray, no torch: everything here is tested with toy arrays.
+rule (`normalize_graph`), and save or load the result (`write_graph`, `load_graph`); the training
+job reads A back with `load_graph`. `graph_diagnostics.py` says whether a graph can help (density,
+degenerate-graph warning). No Ray, no torch: everything here is tested with toy arrays.
 
 Legend (paper symbols, section 3 of the reference):
     k                number of training skills (rows of A)
@@ -28,21 +29,25 @@ a positive entry is an edge and the diagonal still records how much a skill teac
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-NEARLY_EMPTY_DENSITY = 0.10
-"""Below this fraction of positive off-diagonal entries the graph is nearly empty (A close to I)."""
-NEARLY_COMPLETE_DENSITY = 0.90
-"""Above this fraction the graph is nearly complete (Skill-it is close to stratified sampling)."""
+from skillit_ray.graph_diagnostics import (  # noqa: F401  (re-exported: part of this module's public API)
+    _same_skill_mask,
+    degenerate_graph_warning,
+    graph_density,
+)
+from skillit_ray.storage import RunStorage, read_file
+
+GRAPH_JSON_FILE = "graph.json"
+GRAPH_NPY_FILE = "graph.npy"
 NORMALIZATIONS = ("raw", "relative")
 DIAGONAL_RULES = ("keep", "one", "zero")
 GRAPH_JSON_KEYS = (
@@ -85,33 +90,6 @@ def _as_loss_vector(values: Any, num_eval_skills: int, what: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what}={array.tolist()} has non-finite losses; the short run diverged or was not measured")
     return array
-
-
-def _same_skill_mask(train_skills: Sequence[str] | None, eval_skills: Sequence[str] | None, shape: tuple) -> np.ndarray:
-    """True at (i, j) where training skill i is evaluation skill j.
-
-    With names, matching is by name (out-of-domain graphs have no such position). Without names a
-    square graph uses its positional diagonal and a non-square one has none.
-    """
-    if train_skills is not None and eval_skills is not None:
-        return np.array([[train == evaluation for evaluation in eval_skills] for train in train_skills], dtype=bool)
-    if shape[0] == shape[1]:
-        return np.eye(shape[0], dtype=bool)
-    return np.zeros(shape, dtype=bool)
-
-
-def _atomic_write_bytes(target: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename it over the target."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -365,64 +343,6 @@ def normalize_graph(
     return graph
 
 
-# ----------------------------------------------------------------------------- diagnostics
-
-
-def graph_density(
-    graph: np.ndarray, train_skills: Sequence[str] | None = None, eval_skills: Sequence[str] | None = None
-) -> float:
-    """Fraction of positive off-diagonal entries (the paper's density: Alpaca 97.4%, Pile of Law 3.9%).
-
-    Args:
-        graph: k x m skills graph.
-        train_skills: Row names; with `eval_skills`, the diagonal is matched by name.
-        eval_skills: Column names. Without names, a square graph's positional diagonal is excluded and a
-            non-square graph counts every entry.
-
-    Returns:
-        The density in [0, 1], or NaN when there is no off-diagonal entry (a single skill).
-    """
-    array = np.asarray(graph, dtype=np.float64)
-    off_diagonal = ~_same_skill_mask(train_skills, eval_skills, array.shape)
-    if not off_diagonal.any():
-        return float("nan")
-    return float(np.mean(array[off_diagonal] > 0))
-
-
-def degenerate_graph_warning(
-    graph: np.ndarray, train_skills: Sequence[str] | None = None, eval_skills: Sequence[str] | None = None
-) -> str | None:
-    """A warning when the graph is nearly empty or nearly complete, else None.
-
-    The official repo's README says Skill-it will not help then: an empty graph reduces it to
-    loss-proportional sampling ("No graph"), a complete one to stratified sampling.
-
-    Args:
-        graph: k x m skills graph.
-        train_skills: Row names (see `graph_density`).
-        eval_skills: Column names (see `graph_density`).
-
-    Returns:
-        The message, or None for an intermediate density or a graph with no off-diagonal entry.
-    """
-    density = graph_density(graph, train_skills, eval_skills)
-    if math.isnan(density):
-        return None
-    if density < NEARLY_EMPTY_DENSITY:
-        return (
-            f"skills graph is nearly empty ({density:.1%} of off-diagonal entries positive, below "
-            f"{NEARLY_EMPTY_DENSITY:.0%}): Skill-it reduces to loss-proportional sampling and will likely not help; "
-            "try longer short runs (graph.steps) or a lower graph.threshold"
-        )
-    if density > NEARLY_COMPLETE_DENSITY:
-        return (
-            f"skills graph is nearly complete ({density:.1%} of off-diagonal entries positive, above "
-            f"{NEARLY_COMPLETE_DENSITY:.0%}): Skill-it is close to stratified sampling and will likely not help; "
-            "raise graph.threshold (with graph.normalization=relative it is a fraction of the initial loss)"
-        )
-    return None
-
-
 # ----------------------------------------------------------------------------- save and load
 
 
@@ -442,27 +362,16 @@ def write_graph(
     threshold: float | None,
     diagonal: str,
     extra: dict[str, Any] | None = None,
-) -> Path:
-    """Write `graph.npy` (the normalized A) and `graph.json` (A plus how it was measured), atomically.
+) -> Path | str:
+    """Write `graph.npy` (the normalized A) and `graph.json` (A plus how it was measured) through storage.
 
-    Args:
-        directory: Output directory, created if missing.
-        train_skills: k training skill names (rows).
-        eval_skills: m evaluation skill names (columns).
-        method: "linear" or "brute-force".
-        steps: Steps of each short run.
-        measure_at_step: Step at which the loss drops were read.
-        initial_losses: L_j(before), shape (m,).
-        raw_deltas: Run id -> loss drop, shape (m,), from `loss_drops`.
-        graph: Normalized k x m graph.
-        raw_graph: k x m graph before `normalize_graph`.
-        normalization: Normalization used.
-        threshold: Threshold used, or None.
-        diagonal: Diagonal rule used.
-        extra: More JSON-serializable keys (for example the seed or trial ids); must not reuse a fixed key.
+    The keyword arguments are the `GRAPH_JSON_KEYS` of graph.json (graph = normalized k x m A,
+    raw_graph = A before `normalize_graph`, raw_deltas = run id -> loss drop from `loss_drops`);
+    `extra` adds more JSON-serializable keys (e.g. trial ids) and must not reuse a fixed one.
+    `directory` is a local directory (created if missing) or an s3:// / gs:// URI.
 
     Returns:
-        Path of graph.json.
+        Path of graph.json (a URI string for cloud storage).
 
     Raises:
         ValueError: If a graph has the wrong shape or an `extra` key collides with a fixed key.
@@ -498,15 +407,12 @@ def write_graph(
         "warning": degenerate_graph_warning(normalized, rows, columns),
         **extra,
     }
-    output = Path(directory)
-    output.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile() as buffer:
-        np.save(buffer, normalized)
-        buffer.seek(0)
-        _atomic_write_bytes(output / "graph.npy", buffer.read())
-    json_path = output / "graph.json"
-    _atomic_write_bytes(json_path, (json.dumps(document, indent=2) + "\n").encode("ascii"))
-    return json_path
+    storage = RunStorage.at(directory)
+    buffer = io.BytesIO()
+    np.save(buffer, normalized)
+    storage.write_bytes(GRAPH_NPY_FILE, buffer.getvalue())
+    json_path = storage.write_text(GRAPH_JSON_FILE, json.dumps(document, indent=2) + "\n")
+    return Path(json_path) if storage.is_local else json_path
 
 
 def load_graph(path: str, train_skills: list[str], eval_skills: list[str]) -> np.ndarray:
@@ -524,40 +430,71 @@ def load_graph(path: str, train_skills: list[str], eval_skills: list[str]) -> np
         ValueError: If the file is missing or not .json/.npy, its skill names differ from the run's (in
             order), or the graph has the wrong shape or a non-finite entry.
     """
-    file_path = Path(path)
+    file_path = str(path)
     rows = _check_skills(train_skills, "train_skills")
     columns = _check_skills(eval_skills, "eval_skills")
-    if not file_path.is_file():
-        raise ValueError(
-            f"skills graph file {str(file_path)!r} does not exist; run the graph stage first or fix the path"
-        )
-    if file_path.suffix == ".json":
-        document = json.loads(file_path.read_text())
+    document = _read_graph_document(file_path)
+    if document is not None:
         for key, expected in (("train_skills", rows), ("eval_skills", columns)):
             found = document.get(key)
             if found != expected:
                 only_file = [name for name in (found or []) if name not in expected]
                 only_run = [name for name in expected if name not in (found or [])]
                 raise ValueError(
-                    f"{key} in {str(file_path)!r} are {found} but this run has {expected} "
+                    f"{key} in {file_path!r} are {found} but this run has {expected} "
                     f"(only in the file: {only_file}; only in the run: {only_run}; same names in another order "
                     "if both are empty): relearn the graph for these skills or fix the skill lists"
                 )
-        graph = np.asarray(document.get("graph"), dtype=np.float64)
-    elif file_path.suffix == ".npy":
-        graph = np.asarray(np.load(file_path, allow_pickle=False), dtype=np.float64)
-    else:
-        raise ValueError(f"skills graph file {str(file_path)!r} must end in .json or .npy")
+    graph = load_graph_array(file_path)
     expected_shape = (len(rows), len(columns))
     if graph.shape != expected_shape:
         raise ValueError(
-            f"skills graph in {str(file_path)!r} has shape {graph.shape}, expected {expected_shape} "
+            f"skills graph in {file_path!r} has shape {graph.shape}, expected {expected_shape} "
             "(one row per training skill, one column per evaluation skill)"
         )
     if not np.all(np.isfinite(graph)):
         row, column = np.argwhere(~np.isfinite(graph))[0]
         raise ValueError(
-            f"skills graph in {str(file_path)!r} has non-finite entry [{row}, {column}] = {graph[row, column]}; "
+            f"skills graph in {file_path!r} has non-finite entry [{row}, {column}] = {graph[row, column]}; "
             "every entry must be finite"
         )
     return graph
+
+
+def _read_graph_document(path: str) -> dict[str, Any] | None:
+    """graph.json as a dict, None for a .npy file; errors name the file."""
+    if not (path.endswith(".json") or path.endswith(".npy")):
+        raise ValueError(f"skills graph file {path!r} must end in .json or .npy")
+    try:
+        payload = read_file(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ValueError(
+            f"skills graph file {path!r} does not exist; run the graph stage first or fix the path"
+        ) from None
+    if path.endswith(".npy"):
+        return None
+    try:
+        document = json.loads(payload)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"skills graph file {path!r} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+            "rewrite it with `skillit-ray graph`"
+        ) from None
+    if not isinstance(document, dict) or "graph" not in document:
+        raise ValueError(
+            f"skills graph file {path!r} must be a JSON object with a 'graph' key, as `skillit-ray graph` writes"
+        )
+    return document
+
+
+def load_graph_array(path: str) -> np.ndarray:
+    """The graph matrix of a graph.json or .npy file, unchecked against skill names (float64)."""
+    document = _read_graph_document(path)
+    if document is not None:
+        return np.asarray(document["graph"], dtype=np.float64)
+    try:
+        return np.asarray(np.load(io.BytesIO(read_file(path)), allow_pickle=False), dtype=np.float64)
+    except ValueError as error:
+        raise ValueError(
+            f"skills graph file {path!r} is not a numeric .npy array ({error}); write it with numpy.save(float array)"
+        ) from None

@@ -1,10 +1,13 @@
-"""Pure Skill-it math and every data-selection baseline, as plain numpy.
+"""Pure Skill-it math and every data-selection strategy, as plain numpy; the strategy registry.
 
-Role in the flow: the sampler actor (`sampler.py`) holds one `MixtureStrategy` from this module;
-once per round it asks for the round's mixture weights, and after every per-skill evaluation it
-feeds the validation losses back. Training workers turn the weights into exact integer quotas with
-`round_quotas` and `split_quotas_across_ranks`. No Ray import: everything here is tested with toy
-arrays.
+Role in the flow: config -> **mixture** -> sampler -> train. The sampler actor (`sampler.py`) holds one
+`MixtureStrategy`; once per round it asks for the round's mixture weights, and after every per-skill
+evaluation it feeds the validation losses back. `quotas.py` turns the weights into exact per-rank,
+per-skill counts. No Ray import: everything here is tested with toy arrays.
+
+Adding a strategy: write one `MixtureStrategy` subclass with a `from_options` class method and add
+one line to `STRATEGIES`; `config.py` validates `mixture.strategy` against that registry and
+`strategy_from_config` builds it for every driver and trial.
 
 Legend (paper symbols, used only here):
     k      number of training skills (rows of the skills graph A)
@@ -20,15 +23,40 @@ differ (reference section 1.4):
 with reduce = sum for continual pre-training and out-of-domain, mean for fine-tuning. It is not
 recursive in p, it does not threshold A, and with no evaluation yet it returns the initial mixture
 prior * exp(eta * A @ 1_m). We compute it with log-sum-exp so large eta * A @ L cannot overflow.
+
+The index math of quotas and the sample-level curriculum's pacing lives in `quotas.py`; its public
+functions are re-exported here, where callers have always imported them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from skillit_ray.quotas import (  # noqa: F401  (re-exported: part of this module's public API)
+    _as_weights,
+    curriculum_pool_skills,
+    curriculum_round_indices,
+    normalize,
+    rank_row_range,
+    round_quotas,
+    round_skill_schedule,
+    split_quotas_across_ranks,
+    step_rank_quotas,
+)
+from skillit_ray.settings import (  # noqa: F401  (re-exported: part of this module's public API)
+    full_graph_columns,
+    prerequisite_skills,
+    resolve_eval_skills,
+    stratified_proportions,
+)
+
+if TYPE_CHECKING:
+    from skillit_ray.config import JobConfig
 
 # ----------------------------------------------------------------------------- validation helpers
 
@@ -54,27 +82,6 @@ def _as_graph(graph: Any, num_train_skills: int | None = None, num_eval_skills: 
             "give one column per evaluation skill, in the same order"
         )
     return array
-
-
-def _as_weights(weights: Any, name: str, length: int | None = None, allow_zero: bool = True) -> np.ndarray:
-    array = np.asarray(weights, dtype=np.float64)
-    if array.ndim != 1 or array.size < 1:
-        raise ValueError(f"{name} must be a non-empty 1-D list of weights, got shape {array.shape}")
-    if length is not None and array.size != length:
-        raise ValueError(f"{name} has {array.size} entries but there are {length} skills; give one per skill")
-    if not np.all(np.isfinite(array)) or np.any(array < 0):
-        raise ValueError(f"{name}={array.tolist()} must be finite and non-negative")
-    if not allow_zero and np.any(array <= 0):
-        raise ValueError(f"{name}={array.tolist()} must be strictly positive")
-    if array.sum() <= 0:
-        raise ValueError(f"{name}={array.tolist()} sums to 0; give at least one positive weight")
-    return array
-
-
-def normalize(weights: Any, name: str = "weights") -> np.ndarray:
-    """Non-negative finite weights with a positive sum, scaled to sum to 1."""
-    array = _as_weights(weights, name)
-    return array / array.sum()
 
 
 # ----------------------------------------------------------------------------- the Skill-it update
@@ -146,93 +153,6 @@ def skillit_weights(
     return weights / weights.sum()
 
 
-# ----------------------------------------------------------------------------- exact integer quotas
-
-
-def round_quotas(weights: Any, num_samples: int) -> np.ndarray:
-    """Integer per-skill sample counts that sum exactly to `num_samples` (largest remainder).
-
-    Rule: every skill gets floor(p_i * n); the n - sum(floors) leftover samples go one each to the
-    skills with the largest fractional parts, ties to the lower skill index; skills with weight 0
-    never receive a leftover. The official code instead gives every leftover to the last skill
-    (floor + last-absorbs), which biases the last skill by up to k - 1 samples per round and can
-    give samples to a skill whose weight is 0. Ours is the closest integer vector in L1.
-    """
-    probabilities = normalize(weights)
-    if int(num_samples) != num_samples or num_samples < 0:
-        raise ValueError(f"num_samples={num_samples} must be a non-negative integer")
-    num_samples = int(num_samples)
-    exact = probabilities * num_samples
-    quotas = np.floor(exact).astype(np.int64)
-    leftover = num_samples - int(quotas.sum())
-    if leftover > 0:
-        remainders = exact - quotas
-        remainders[probabilities == 0] = -1.0
-        # stable sort on -remainder: ties keep index order
-        order = np.argsort(-remainders, kind="stable")
-        quotas[order[:leftover]] += 1
-    assert quotas.sum() == num_samples
-    return quotas
-
-
-def _rng(*key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(part) & 0xFFFFFFFF for part in key]))
-
-
-def round_skill_schedule(quotas: Any, seed: int, round_index: int) -> np.ndarray:
-    """The round's samples as a shuffled sequence of skill indices, deterministic in (seed, round).
-
-    Step s of the round takes positions [s * batch, (s + 1) * batch) of this sequence, so every
-    round trains on exactly its quotas, and each batch is a random draw from them (as the official
-    code concatenates the round's per-skill samples, shuffles and iterates sequentially).
-    """
-    counts = np.asarray(quotas, dtype=np.int64)
-    sequence = np.repeat(np.arange(counts.size), counts)
-    _rng(seed, round_index, 0x5C4ED).shuffle(sequence)
-    return sequence
-
-
-def split_quotas_across_ranks(step_skill_indices: Any, num_skills: int, world_size: int) -> np.ndarray:
-    """Per-rank, per-skill counts for one global step; rows = ranks, columns = skills.
-
-    The step's (already shuffled) skill sequence is dealt contiguously: rank r takes positions
-    [r * n // W, (r + 1) * n // W). Column sums equal the global per-skill counts exactly, rank
-    shares differ by at most one sample, and the split is a pure function of its inputs, so every
-    rank computes the same matrix without talking to the others.
-    """
-    indices = np.asarray(step_skill_indices, dtype=np.int64)
-    if world_size < 1:
-        raise ValueError(f"world_size={world_size} must be >= 1")
-    if indices.size < world_size:
-        raise ValueError(f"{indices.size} samples cannot be split over {world_size} ranks; raise the batch size")
-    counts = np.zeros((world_size, num_skills), dtype=np.int64)
-    for rank in range(world_size):
-        start, end = rank_row_range(indices.size, world_size, rank)
-        counts[rank] = np.bincount(indices[start:end], minlength=num_skills)
-    return counts
-
-
-def rank_row_range(num_rows: int, world_size: int, rank: int) -> tuple[int, int]:
-    """[start, end) of the rows of a global step that rank `rank` trains on (contiguous, sizes differ by <= 1)."""
-    return rank * num_rows // world_size, (rank + 1) * num_rows // world_size
-
-
-def step_rank_quotas(
-    weights: Any,
-    samples_in_round: int,
-    batch_size: int,
-    step_in_round: int,
-    world_size: int,
-    seed: int,
-    round_index: int,
-) -> np.ndarray:
-    """Per-rank per-skill counts for one step of a round (rows = ranks). Pure and deterministic."""
-    quotas = round_quotas(weights, samples_in_round)
-    sequence = round_skill_schedule(quotas, seed, round_index)
-    step_indices = sequence[step_in_round * batch_size : (step_in_round + 1) * batch_size]
-    return split_quotas_across_ranks(step_indices, len(quotas), world_size)
-
-
 # ----------------------------------------------------------------------------- strategies
 
 
@@ -302,6 +222,18 @@ class FixedMixture(MixtureStrategy):
     def weights_for_round(self, round_index: int) -> np.ndarray:
         return self.proportions.copy()
 
+    @classmethod
+    def given(cls, options: StrategyOptions) -> FixedMixture:
+        """The configured proportions (ones when none are given)."""
+        weights = options.proportions if options.proportions else np.ones(options.num_train_skills)
+        return cls(options.num_train_skills, proportions=np.asarray(weights, dtype=np.float64))
+
+    @classmethod
+    def stratified(cls, options: StrategyOptions) -> FixedMixture:
+        """Uniform over the skills, or over the prerequisites of the evaluation skills."""
+        proportions = stratified_proportions(options.setting, options.graph, options.num_train_skills)
+        return cls(options.num_train_skills, proportions=proportions)
+
 
 @dataclass
 class SkillItMixture(MixtureStrategy):
@@ -323,6 +255,19 @@ class SkillItMixture(MixtureStrategy):
     def weights_for_round(self, round_index: int) -> np.ndarray:
         history = self.loss_history if (self.online and round_index > 0) else []
         return skillit_weights(self.graph, history, self.eta, self.window, self.reduce, self.prior)
+
+    @classmethod
+    def from_options(cls, options: StrategyOptions, online: bool = True, identity_graph: bool = False):
+        """Skill-it (online), static (one mixture from the graph) or no_graph (the identity graph)."""
+        return cls(
+            num_train_skills=options.num_train_skills,
+            graph=np.eye(options.num_train_skills) if identity_graph else options.graph,
+            eta=options.eta,
+            window=options.window,
+            reduce=options.window_reduction,
+            prior=np.asarray(options.prior, dtype=np.float64) if options.prior else None,
+            online=online,
+        )
 
 
 @dataclass
@@ -363,138 +308,89 @@ class SkillCurriculumMixture(MixtureStrategy):
             weights[order[:phase]] = self.mixing_fraction / phase
         return weights / weights.sum()
 
-
-# ----------------------------------------------------------------------------- sample-level curriculum
-
-
-def curriculum_pool_skills(proportions: Any, pool_size: int, seed: int) -> np.ndarray:
-    """Skill of each position of the curriculum's sample pool, in a seeded random order.
-
-    The pool holds exactly `round_quotas(proportions, pool_size)` samples per skill (the official
-    curriculum trainer scores "the same imbalanced pool as Random"); its order only matters for
-    ties in the loss sort, and it is a pure function of (proportions, pool_size, seed).
-    """
-    if pool_size < 1:
-        raise ValueError(f"the curriculum pool needs at least one sample (pool_size={pool_size})")
-    sequence = np.repeat(np.arange(len(proportions)), round_quotas(proportions, pool_size))
-    _rng(seed, 0xC0C0).shuffle(sequence)
-    return sequence
-
-
-def curriculum_round_indices(
-    sample_losses: Any,
-    num_rounds: int,
-    samples_per_round: int,
-    num_epochs: int,
-    seed: int,
-    anticurriculum: bool = False,
-) -> list[np.ndarray]:
-    """Sample-level (anti)curriculum: which pool samples each round trains on (reference section 2).
-
-    The pool is sorted by the initial model's per-sample loss (easy -> hard, or reversed). Pacing
-    g(r) = (r + 1) * n / M: round r draws `samples_per_round` samples without replacement from the
-    first g(r) samples of the order (M = `num_epochs`, clipped to the pool), as
-    `trainer/curriculum_trainer.py` does. Deterministic in seed.
-    """
-    losses = np.asarray(sample_losses, dtype=np.float64)
-    if losses.ndim != 1 or losses.size == 0 or not np.all(np.isfinite(losses)):
-        raise ValueError("sample_losses must be a non-empty finite 1-D array (one loss per pool sample)")
-    if num_rounds < 1 or num_epochs < 1 or samples_per_round < 1:
-        raise ValueError("num_rounds, num_epochs and samples_per_round must all be >= 1")
-    order = np.argsort(losses, kind="stable")
-    if anticurriculum:
-        order = order[::-1].copy()
-    pool_size = losses.size
-    selections = []
-    for round_index in range(num_rounds):
-        available = min(pool_size, max(samples_per_round, (round_index + 1) * pool_size // num_epochs))
-        prefix = order[:available]
-        replace = samples_per_round > prefix.size
-        chosen = _rng(seed, round_index, 0xC0).choice(prefix, size=samples_per_round, replace=replace)
-        selections.append(np.asarray(chosen, dtype=np.int64))
-    return selections
-
-
-# ----------------------------------------------------------------------------- settings and factory
-
-
-def resolve_eval_skills(
-    setting: str, train_skills: list[str], eval_skills: list[str], target_skills: list[str]
-) -> list[str]:
-    """Evaluation skills (graph columns) for a setting.
-
-    pretraining: the training skills. finetuning: the target skills (a subset of training skills).
-    out_of_domain: the given evaluation skills, disjoint from the training skills.
-    """
-    if setting == "pretraining":
-        if eval_skills and eval_skills != train_skills:
+    @classmethod
+    def from_options(cls, options: StrategyOptions, hardest_first: bool = False) -> SkillCurriculumMixture:
+        if options.num_train_skills != options.num_eval_skills:
             raise ValueError(
-                f"pretraining evaluates the training skills {train_skills}; data.eval_skills={eval_skills} "
-                "differs: leave it empty or use mixture.setting=out_of_domain"
+                "skill (anti)curriculum ranks training skills by their own loss: use the pretraining setting"
             )
-        return list(train_skills)
-    if setting == "finetuning":
-        targets = target_skills or eval_skills
-        unknown = [name for name in targets if name not in train_skills]
-        if unknown:
-            raise ValueError(
-                f"fine-tuning target skill(s) {unknown} are not training skills {train_skills}; "
-                "a target must be one of the training skills"
-            )
-        return list(targets)
-    if setting == "out_of_domain":
-        overlap = [name for name in eval_skills if name in train_skills]
-        if overlap:
-            raise ValueError(f"out_of_domain evaluation skills {overlap} are also training skills; keep them disjoint")
-        return list(eval_skills)
-    raise ValueError(f"setting={setting!r} must be pretraining, finetuning or out_of_domain")
+        return cls(
+            num_train_skills=options.num_train_skills,
+            num_rounds=options.num_rounds,
+            mixing_fraction=options.mixing_fraction,
+            hardest_first=hardest_first,
+        )
 
 
-def full_graph_columns(graph: np.ndarray, train_skills: list[str], target_skills: list[str]) -> np.ndarray:
-    """Fine-tuning with a square k x k graph: keep only the target columns (official `graph[:, targets]`)."""
-    indices = [train_skills.index(name) for name in target_skills]
-    return np.asarray(graph)[:, indices]
+# ----------------------------------------------------------------------------- the registry
 
 
-def prerequisite_skills(graph: Any) -> np.ndarray:
-    """Boolean mask of training skills with an edge into some evaluation skill (A_ij > 0 for some j)."""
-    return np.any(_as_graph(graph) > 0, axis=1)
+@dataclass(frozen=True)
+class StrategyOptions:
+    """Everything a strategy is built from, resolved from the config (graph k x m, preprocessed)."""
+
+    setting: str
+    num_train_skills: int
+    num_eval_skills: int
+    graph: np.ndarray
+    eta: float
+    window: int
+    loss_reduction: str
+    num_rounds: int
+    proportions: list[float]
+    prior: list[float]
+    mixing_fraction: float
+
+    @property
+    def window_reduction(self) -> str:
+        return window_reduction(self.setting, self.loss_reduction)
 
 
-def stratified_proportions(setting: str, graph: Any | None, num_train_skills: int) -> np.ndarray:
-    """Skill-stratified sampling: uniform over all skills (pre-training), else over prerequisites.
+def window_reduction(setting: str, loss_reduction: str) -> str:
+    """ "sum" or "mean" over the window; "auto" is mean for fine-tuning, sum otherwise (official code)."""
+    if loss_reduction != "auto":
+        return loss_reduction
+    return "mean" if setting == "finetuning" else "sum"
 
-    In fine-tuning and out-of-domain the paper drops training skills with no edge into the
-    evaluation skills and samples uniformly over the rest.
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """One registry entry: how to build the strategy and what the rest of the system must know of it."""
+
+    build: Callable[[StrategyOptions], MixtureStrategy]
+    needs_proportions: bool = False
+    """The config must give `mixture.proportions`."""
+    sample_order: str = ""
+    """Sample-level curricula: "easy_first" or "hard_first" order a scored pool (`curriculum.py`);
+    empty for strategies that only set per-skill weights."""
+
+
+STRATEGIES: dict[str, StrategySpec] = {
+    "skillit": StrategySpec(partial(SkillItMixture.from_options, online=True)),
+    "static": StrategySpec(partial(SkillItMixture.from_options, online=False)),
+    "no_graph": StrategySpec(partial(SkillItMixture.from_options, online=True, identity_graph=True)),
+    "stratified": StrategySpec(FixedMixture.stratified),
+    "random": StrategySpec(FixedMixture.given, needs_proportions=True),
+    "target_only": StrategySpec(FixedMixture.given, needs_proportions=True),
+    "skill_curriculum": StrategySpec(partial(SkillCurriculumMixture.from_options, hardest_first=False)),
+    "skill_anticurriculum": StrategySpec(partial(SkillCurriculumMixture.from_options, hardest_first=True)),
+    # Sample-level curricula draw from the same (imbalanced) pool as random, ordered by the initial loss.
+    "curriculum": StrategySpec(FixedMixture.given, sample_order="easy_first"),
+    "anticurriculum": StrategySpec(FixedMixture.given, sample_order="hard_first"),
+}
+"""Every `mixture.strategy`, by name."""
+
+
+def build_strategy(strategy: str, *, graph: np.ndarray | None, **options: Any) -> MixtureStrategy:
+    """Build a registered strategy from resolved values (`StrategyOptions` fields as keywords).
+
+    A missing graph means the identity, which needs a square setting.
     """
-    if setting == "pretraining" or graph is None:
-        return np.full(num_train_skills, 1.0 / num_train_skills)
-    mask = prerequisite_skills(graph)
-    if not mask.any():
-        raise ValueError("the skills graph has no positive entry; stratified sampling has no skill to sample")
-    return mask / mask.sum()
-
-
-def build_strategy(
-    strategy: str,
-    *,
-    setting: str,
-    num_train_skills: int,
-    num_eval_skills: int,
-    graph: np.ndarray | None,
-    eta: float,
-    window: int,
-    loss_reduction: str,
-    num_rounds: int,
-    proportions: list[float],
-    prior: list[float],
-    mixing_fraction: float,
-) -> MixtureStrategy:
-    """Build a strategy from resolved config values (graph already k x m and preprocessed)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+    num_train_skills, num_eval_skills = options["num_train_skills"], options["num_eval_skills"]
     if num_train_skills < 1:
         raise ValueError(f"there must be at least one training skill, got k={num_train_skills}")
-    reduce = loss_reduction if loss_reduction != "auto" else ("mean" if setting == "finetuning" else "sum")
-    prior_array = np.asarray(prior, dtype=np.float64) if prior else None
     if graph is None:
         if num_train_skills != num_eval_skills:
             raise ValueError(
@@ -503,32 +399,52 @@ def build_strategy(
             )
         graph = np.eye(num_train_skills)
     graph = _as_graph(graph, num_train_skills, num_eval_skills)
-    if strategy in ("skillit", "static", "no_graph"):
-        return SkillItMixture(
-            num_train_skills=num_train_skills,
-            graph=np.eye(num_train_skills) if strategy == "no_graph" else graph,
-            eta=eta,
-            window=window,
-            reduce=reduce,
-            prior=prior_array,
-            online=strategy != "static",
+    return STRATEGIES[strategy].build(StrategyOptions(graph=graph, **options))
+
+
+def resolve_graph(config: JobConfig, train_skills: list[str], eval_skills: list[str]) -> np.ndarray | None:
+    """The run's k x m skills graph from `mixture.graph_path` or `mixture.graph`, or None (identity)."""
+    from skillit_ray.graph import load_graph, load_graph_array
+
+    mixture = config.mixture
+    num_train, num_eval = len(train_skills), len(eval_skills)
+    if mixture.graph_path:
+        columns = eval_skills
+        if mixture.setting == "finetuning" and mixture.graph_path.endswith(".npy"):
+            square = load_graph_array(mixture.graph_path).shape == (num_train, num_train)
+            columns = train_skills if square else columns  # a full k x k graph: take targets below
+        graph = load_graph(mixture.graph_path, train_skills, columns)
+    elif mixture.graph:
+        graph = np.asarray(mixture.graph, dtype=np.float64)
+    else:
+        return None
+    if mixture.setting == "finetuning" and graph.shape == (num_train, num_train) and num_eval != num_train:
+        graph = full_graph_columns(graph, train_skills, eval_skills)
+    if graph.shape != (num_train, num_eval):
+        source = mixture.graph_path or "mixture.graph"
+        raise ValueError(
+            f"skills graph {source} has shape {graph.shape} but this run has {num_train} training skills "
+            f"{train_skills} (rows) and {num_eval} evaluation skills {eval_skills} (columns)"
         )
-    if strategy == "stratified":
-        return FixedMixture(num_train_skills, proportions=stratified_proportions(setting, graph, num_train_skills))
-    if strategy in ("random", "target_only", "curriculum", "anticurriculum"):
-        # Sample-level curricula draw from the same (imbalanced) pool as random; their per-sample
-        # ordering is applied by the data side via `curriculum_round_indices`.
-        weights = proportions if proportions else np.ones(num_train_skills)
-        return FixedMixture(num_train_skills, proportions=np.asarray(weights, dtype=np.float64))
-    if strategy in ("skill_curriculum", "skill_anticurriculum"):
-        if num_train_skills != num_eval_skills:
-            raise ValueError(
-                "skill (anti)curriculum ranks training skills by their own loss: use the pretraining setting"
-            )
-        return SkillCurriculumMixture(
-            num_train_skills=num_train_skills,
-            num_rounds=num_rounds,
-            mixing_fraction=mixing_fraction,
-            hardest_first=strategy == "skill_anticurriculum",
-        )
-    raise ValueError(f"unknown strategy {strategy!r}")
+    if mixture.graph_preprocessing == "paper_binary":
+        graph = paper_binary_graph(graph)
+    return graph
+
+
+def strategy_from_config(config: JobConfig, train_skills: list[str], eval_skills: list[str]) -> MixtureStrategy:
+    """The configured strategy for these skills: resolve the graph, then build from the registry."""
+    mixture = config.mixture
+    return build_strategy(
+        mixture.strategy,
+        graph=resolve_graph(config, train_skills, eval_skills),
+        setting=mixture.setting,
+        num_train_skills=len(train_skills),
+        num_eval_skills=len(eval_skills),
+        eta=mixture.eta,
+        window=mixture.window,
+        loss_reduction=mixture.loss_reduction,
+        num_rounds=mixture.num_rounds,
+        proportions=mixture.proportions,
+        prior=mixture.prior,
+        mixing_fraction=mixture.mixing_fraction,
+    )

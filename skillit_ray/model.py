@@ -1,7 +1,9 @@
 """Named causal-LM sizes and a builder that never touches the network.
 
 Place in the flow: generators -> tokenizer -> data streams -> **training/eval**: the train
-loop and the skills-graph runs call `build_model` to get the language model they train.
+loop and the skills-graph runs call `build_model` to get the language model they train, and every
+loss of the system comes from `next_token_losses` (training, per-skill evaluation, curriculum scores,
+the benchmark's plain loop).
 
 The paper continually trains EleutherAI/gpt-neo-125M (and 1.3B for transfer runs). Those
 shapes are listed here as configs; to start from the real weights, download them once and
@@ -16,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
@@ -50,6 +53,50 @@ A size without a position-table entry gets one of length `max_sequence_length`."
 
 _POSITION_KEYS = ("n_positions", "max_position_embeddings")
 
+ARCHITECTURE_KEYS: dict[str, dict[str, str]] = {
+    "gpt2": {"layers": "n_layer", "heads": "n_head", "width": "n_embd", "positions": "n_positions"},
+    "gpt_neo": {
+        "layers": "num_layers", "heads": "num_heads", "width": "hidden_size", "positions": "max_position_embeddings",
+    },
+    "llama": {
+        "layers": "num_hidden_layers", "heads": "num_attention_heads", "width": "hidden_size",
+        "positions": "max_position_embeddings",
+    },
+}  # fmt: skip
+"""Architectures a named size can be built as (`model.overrides={model_type: ...}`) and the config
+keys that hold their shape; the named size gives layers, heads and width."""
+
+
+def _architecture_options(model_type: str, layers: int, heads: int, width: int) -> dict[str, Any]:
+    """Config keyword arguments for `model_type` with this shape, dropout 0 (from-scratch training)."""
+    keys = ARCHITECTURE_KEYS[model_type]
+    options: dict[str, Any] = {keys["layers"]: layers, keys["heads"]: heads, keys["width"]: width}
+    if model_type == "gpt2":
+        options.update(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    elif model_type == "gpt_neo":
+        pattern = [[["global", "local"], layers // 2]] if layers % 2 == 0 else [[["global"], layers]]
+        options.update(attention_types=pattern, embed_dropout=0.0, attention_dropout=0.0, resid_dropout=0.0)
+    else:  # llama: rotary positions, SwiGLU MLP of the GPT-2 width ratio, one key/value head per head
+        options.update(intermediate_size=4 * width, num_key_value_heads=heads, attention_dropout=0.0)
+    return options
+
+
+def _named_size_options(size: str, model_type_override: str | None) -> tuple[str, dict[str, Any]]:
+    """(model type, config options) of a named size, built as another architecture when asked."""
+    options = copy.deepcopy(MODEL_SIZES[size])
+    model_type = options.pop("model_type")
+    requested = model_type_override or model_type
+    if requested not in ARCHITECTURE_KEYS:
+        raise ValueError(
+            f"model.overrides.model_type={requested!r} is not an architecture a named size can be built as; "
+            f"choose one of {', '.join(ARCHITECTURE_KEYS)}"
+        )
+    if requested != model_type:
+        keys = ARCHITECTURE_KEYS[model_type]
+        shape = (options[keys["layers"]], options[keys["heads"]], options[keys["width"]])
+        options = _architecture_options(requested, *shape)
+    return requested, options
+
 
 def _attention_implementation(config: Any) -> str:
     model_class = AutoModelForCausalLM._model_mapping[type(config)]
@@ -78,42 +125,48 @@ def build_model(
     Args:
         size: A key of `MODEL_SIZES`. Ignored for the architecture when
             `pretrained_path` is given (the checkpoint's config wins), but still checked.
+            `overrides={"model_type": "llama"}` builds the size's shape as another architecture
+            (one of `ARCHITECTURE_KEYS`).
         vocab_size: Number of token ids (`len(tokenizer)`).
         max_sequence_length: Longest sequence, in tokens, the model must accept.
         pretrained_path: Local directory from `save_pretrained`; "" builds fresh weights.
         overrides: Extra config keyword arguments applied over the named size (fresh
-            builds only), e.g. `{"n_layer": 1}`.
+            builds only: with `pretrained_path` they are an error), e.g. `{"n_layer": 1}`.
 
     Returns:
         The model, in training mode, on CPU.
 
     Raises:
-        ValueError: If `size` is unknown, `pretrained_path` does not exist, an override is
-            not a field of the config, or the position table is shorter than
-            `max_sequence_length`.
+        ValueError: If `size` is unknown, `pretrained_path` does not exist or comes with
+            overrides, an override is not a field of the config, the architecture is not one of
+            `ARCHITECTURE_KEYS`, or the position table is shorter than `max_sequence_length`.
     """
     if size not in MODEL_SIZES:
         raise ValueError(f"unknown model size {size!r}; valid sizes: {sorted(MODEL_SIZES)}")
     if vocab_size < 1 or max_sequence_length < 1:
         message = f"vocab_size={vocab_size} and max_sequence_length={max_sequence_length} must be >= 1"
         raise ValueError(message)
+    overrides = dict(overrides or {})
     if pretrained_path:
+        if overrides:
+            raise ValueError(
+                f"model overrides {overrides} cannot apply to pretrained_path={pretrained_path!r}: its config.json "
+                "wins; remove the overrides or the pretrained path"
+            )
         model = _load_pretrained(pretrained_path, vocab_size)
     else:
-        options = copy.deepcopy(MODEL_SIZES[size])
-        model_type = options.pop("model_type")
+        model_type, options = _named_size_options(size, overrides.pop("model_type", None))
         if not any(key in options for key in _POSITION_KEYS):
-            options["n_positions"] = max_sequence_length
+            options[ARCHITECTURE_KEYS[model_type]["positions"]] = max_sequence_length
         # Our tokenizers have no BOS and put <eos> at id 1; the GPT-2 defaults (50256) would
         # point outside a small vocabulary.
         options.update(vocab_size=vocab_size, bos_token_id=None, eos_token_id=None)
         config = AutoConfig.for_model(model_type, **options)
-        for key, value in (overrides or {}).items():
+        for key, value in overrides.items():
             if not hasattr(config, key):
                 raise ValueError(f"override {key!r} is not a field of {type(config).__name__}")
             setattr(config, key, value)
-        attention = _attention_implementation(config)
-        model = AutoModelForCausalLM.from_config(config, attn_implementation=attention)
+        model = AutoModelForCausalLM.from_config(config, attn_implementation=_attention_implementation(config))
     position_table_length = _position_table_length(model.config)
     if position_table_length < max_sequence_length:
         raise ValueError(
@@ -141,6 +194,65 @@ def _load_pretrained(pretrained_path: str, vocab_size: int) -> PreTrainedModel:
         )
         model.resize_token_embeddings(vocab_size)
     return model
+
+
+IGNORED_LABEL = -100
+"""Label of positions that carry no loss (padding), as torch's cross-entropy `ignore_index`."""
+
+
+def next_token_losses(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "none") -> torch.Tensor:
+    """Cross-entropy of each next token: logits at position t score labels at t + 1 (float32).
+
+    The one token loss of the system: training (summed over the batch), per-skill evaluation and
+    curriculum scoring (per position), and the benchmark's plain loop all call it.
+
+    Args:
+        logits: (batch, length, vocabulary) model outputs.
+        labels: (batch, length) token ids, `IGNORED_LABEL` where a position has no loss.
+        reduction: "none" gives (batch, length - 1) losses, 0 at ignored positions; "sum" and
+            "mean" reduce over the real positions.
+
+    Returns:
+        The losses as a float32 tensor on the logits' device.
+    """
+    shifted_logits, shifted_labels = logits[:, :-1].float(), labels[:, 1:]
+    if reduction == "none":
+        return torch.nn.functional.cross_entropy(
+            shifted_logits.transpose(1, 2), shifted_labels, ignore_index=IGNORED_LABEL, reduction="none"
+        )
+    return torch.nn.functional.cross_entropy(
+        shifted_logits.reshape(-1, logits.size(-1)),
+        shifted_labels.reshape(-1),
+        ignore_index=IGNORED_LABEL,
+        reduction=reduction,
+    )
+
+
+def labels_for(input_ids: np.ndarray, pad_id: int) -> np.ndarray:
+    """Causal-LM labels: the inputs with padding masked (`next_token_losses` shifts them)."""
+    labels = input_ids.astype(np.int64).copy()
+    labels[input_ids == pad_id] = IGNORED_LABEL
+    return labels
+
+
+SEQUENCES_PER_FORWARD = 64
+"""Token rows per forward pass when scoring whole sequences."""
+
+
+@torch.no_grad()
+def sequence_losses(model, token_rows: np.ndarray, pad_id: int, device, autocast_bf16: bool = False) -> np.ndarray:
+    """Mean next-token loss over the real tokens of each row (float64, one per row): text validation
+    loss and the curriculum's text scores."""
+    losses = []
+    for start in range(0, len(token_rows), SEQUENCES_PER_FORWARD):
+        rows = token_rows[start : start + SEQUENCES_PER_FORWARD]
+        labels = torch.as_tensor(labels_for(rows, pad_id)).to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
+            logits = model(input_ids=torch.as_tensor(rows, dtype=torch.long, device=device)).logits
+        token_losses = next_token_losses(logits, labels)
+        counts = (labels[:, 1:] != IGNORED_LABEL).sum(dim=1).clamp(min=1)
+        losses.append((token_losses.sum(dim=1) / counts).double().cpu().numpy())
+    return np.concatenate(losses) if losses else np.zeros(0)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

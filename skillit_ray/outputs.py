@@ -96,9 +96,8 @@ def write_run_outputs(
     }
     storage.write_text("summary.json", json.dumps(summary, indent=2) + "\n")
     storage.write_text("config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-    if storage.is_local:
-        from skillit_ray import report
+    from skillit_ray import report
 
-        report.plot_mixture_weights(storage.local_path())
-        report.plot_validation_loss(storage.local_path())
+    report.plot_mixture_weights(storage.uri(""))
+    report.plot_validation_loss(storage.uri(""))
     return summary

@@ -15,14 +15,14 @@ Files read (one run directory):
                     per_skill_accuracy, mean_val_loss, mean_accuracy, tokens_per_s, wall_s
 
 Figures are drawn on the Agg canvas directly (no pyplot global state, safe in worker threads) and
-written atomically: a temporary file in the same directory, then `os.replace`.
+written through `storage` (atomic on local disk); run directories may be local paths or s3:// / gs://
+URIs, read and written the same way.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from skillit_ray.storage import is_uri, read_file, write_file
 
 MIXTURE_WEIGHTS_FILE = "mixture_weights.png"
 VALIDATION_LOSS_FILE = "val_loss.png"
@@ -41,7 +43,7 @@ DOTS_PER_INCH = 120
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping blank lines.
+    """Read a JSON-lines file (local path or s3:// / gs:// URI), skipping blank lines.
 
     Args:
         path: File with one JSON object per line.
@@ -52,41 +54,56 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     Raises:
         ValueError: If the file is missing or a line is not a JSON object.
     """
-    file_path = Path(path)
-    if not file_path.is_file():
-        raise ValueError(f"{str(file_path)!r} does not exist; is this a finished run directory?")
     records = []
-    for line_number, line in enumerate(file_path.read_text().splitlines(), start=1):
+    for line_number, line in enumerate(_read_run_file(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{str(file_path)!r} line {line_number} is not valid JSON: {error}") from error
+            raise ValueError(f"{str(path)!r} line {line_number} is not valid JSON: {error}") from error
         if not isinstance(record, dict):
-            raise ValueError(f"{str(file_path)!r} line {line_number} is not a JSON object")
+            raise ValueError(f"{str(path)!r} line {line_number} is not a JSON object")
         records.append(record)
     return records
 
 
-def _read_summary(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        raise ValueError(f"{str(path)!r} does not exist; is {str(run_dir)!r} a finished run directory?")
-    return json.loads(path.read_text())
+def _read_run_file(path: str | Path) -> str:
+    try:
+        return read_file(path).decode()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ValueError(f"{str(path)!r} does not exist; is this a finished run directory?") from None
 
 
-def _skill_names(run_dir: Path, key: str, count: int) -> list[str]:
+def _join(run_dir: str | Path, name: str) -> str:
+    return f"{str(run_dir).rstrip('/')}/{name}"
+
+
+def _run_name(run_dir: str | Path) -> str:
+    return str(run_dir).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _read_summary(run_dir: str | Path) -> dict[str, Any]:
+    path = _join(run_dir, "summary.json")
+    try:
+        return json.loads(read_file(path))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ValueError(f"{path!r} does not exist; is {str(run_dir)!r} a finished run directory?") from None
+
+
+def _skill_names(run_dir: str | Path, key: str, count: int) -> list[str]:
     """Skill names from summary.json when it is there (it is written first), else skill_0, skill_1, ..."""
-    path = run_dir / "summary.json"
-    names = json.loads(path.read_text()).get(key) if path.is_file() else None
+    try:
+        names = json.loads(read_file(_join(run_dir, "summary.json"))).get(key)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        names = None
     if names and len(names) == count:
         return list(names)
     return [f"skill_{index}" for index in range(count)]
 
 
-def _evaluations(run_dir: Path) -> list[dict[str, Any]]:
-    return [record for record in read_jsonl(run_dir / "metrics.jsonl") if record.get("kind") == "eval"]
+def _evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
+    return [record for record in read_jsonl(_join(run_dir, "metrics.jsonl")) if record.get("kind") == "eval"]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -98,25 +115,18 @@ def _new_figure(width_inches: float, height_inches: float) -> Figure:
     return figure
 
 
-def _save_figure(figure: Figure, path: Path) -> Path:
-    """Render to a temporary PNG in the target directory, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
+def _save_figure(figure: Figure, path: str | Path) -> Path | str:
+    """Render to PNG and write it through storage (atomic locally); returns a Path when local."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    written = write_file(path, buffer.getvalue())
+    return written if is_uri(written) else Path(written)
 
 
 # ----------------------------------------------------------------------------- one run
 
 
-def plot_mixture_weights(run_dir: str | Path) -> Path:
+def plot_mixture_weights(run_dir: str | Path) -> Path | str:
     """Stacked bars of the mixture weights per round, from mixture.jsonl.
 
     Args:
@@ -128,13 +138,12 @@ def plot_mixture_weights(run_dir: str | Path) -> Path:
     Raises:
         ValueError: If mixture.jsonl is missing or has no round.
     """
-    directory = Path(run_dir)
-    rounds = read_jsonl(directory / "mixture.jsonl")
+    rounds = read_jsonl(_join(run_dir, "mixture.jsonl"))
     if not rounds:
-        raise ValueError(f"{str(directory / 'mixture.jsonl')!r} has no rounds to plot")
+        raise ValueError(f"{_join(run_dir, 'mixture.jsonl')!r} has no rounds to plot")
     weights = np.array([record["weights"] for record in rounds], dtype=np.float64)
     weights = weights / weights.sum(axis=1, keepdims=True)
-    names = _skill_names(directory, "skills", weights.shape[1])
+    names = _skill_names(run_dir, "skills", weights.shape[1])
     round_indices = np.array([record["round"] for record in rounds])
     figure = _new_figure(max(6.0, 0.5 * len(rounds) + 3.0), 4.0)
     axes = figure.add_subplot()
@@ -146,9 +155,9 @@ def plot_mixture_weights(run_dir: str | Path) -> Path:
     axes.set_ylabel("mixture weight (fraction of the round's samples)")
     axes.set_ylim(0.0, 1.0)
     axes.set_xticks(round_indices)
-    axes.set_title(f"Mixture weights per round: {directory.name}")
+    axes.set_title(f"Mixture weights per round: {_run_name(run_dir)}")
     _skill_legend(axes, "training skill", len(names), "mixture.jsonl")
-    return _save_figure(figure, directory / MIXTURE_WEIGHTS_FILE)
+    return _save_figure(figure, _join(run_dir, MIXTURE_WEIGHTS_FILE))
 
 
 MAX_LEGEND_SKILLS = 24
@@ -163,7 +172,7 @@ def _skill_legend(axes, title: str, num_skills: int, source_file: str) -> None:
                   va="center", fontsize="small")  # fmt: skip
 
 
-def plot_validation_loss(run_dir: str | Path) -> Path:
+def plot_validation_loss(run_dir: str | Path) -> Path | str:
     """Per-evaluation-skill validation loss against step (log scale), from metrics.jsonl.
 
     Args:
@@ -175,13 +184,12 @@ def plot_validation_loss(run_dir: str | Path) -> Path:
     Raises:
         ValueError: If metrics.jsonl is missing or has no evaluation line.
     """
-    directory = Path(run_dir)
-    evaluations = _evaluations(directory)
+    evaluations = _evaluations(run_dir)
     if not evaluations:
-        raise ValueError(f"{str(directory / 'metrics.jsonl')!r} has no evaluation lines to plot")
+        raise ValueError(f"{_join(run_dir, 'metrics.jsonl')!r} has no evaluation lines to plot")
     steps = [record["step"] for record in evaluations]
     losses = np.array([record["val_loss"] for record in evaluations], dtype=np.float64)
-    names = _skill_names(directory, "eval_skills", losses.shape[1])
+    names = _skill_names(run_dir, "eval_skills", losses.shape[1])
     figure = _new_figure(7.0, 4.0)
     axes = figure.add_subplot()
     for skill_index, name in enumerate(names):
@@ -189,15 +197,15 @@ def plot_validation_loss(run_dir: str | Path) -> Path:
     axes.set_yscale("log")
     axes.set_xlabel("training step")
     axes.set_ylabel("validation loss (log scale)")
-    axes.set_title(f"Validation loss per evaluation skill: {directory.name}")
+    axes.set_title(f"Validation loss per evaluation skill: {_run_name(run_dir)}")
     axes.grid(True, which="both", alpha=0.3)
     _skill_legend(axes, "evaluation skill", len(names), "metrics.jsonl")
-    return _save_figure(figure, directory / VALIDATION_LOSS_FILE)
+    return _save_figure(figure, _join(run_dir, VALIDATION_LOSS_FILE))
 
 
 def plot_graph_heatmap(
     graph: np.ndarray, train_skills: Sequence[str], eval_skills: Sequence[str], path: str | Path, title: str
-) -> Path:
+) -> Path | str:
     """Heatmap of a k x m skills graph; a diverging color map centred on 0 so negative entries show.
 
     Args:
@@ -233,7 +241,7 @@ def plot_graph_heatmap(
             color = "white" if abs(value) > 0.6 * largest else "black"
             axes.text(column, row, f"{value:.2g}", ha="center", va="center", fontsize="small", color=color)
     figure.colorbar(image, ax=axes, label="A[i, j] (positive: training on i helps j)")
-    return _save_figure(figure, Path(path))
+    return _save_figure(figure, path)
 
 
 # ----------------------------------------------------------------------------- several runs
@@ -262,7 +270,7 @@ def comparison_table(run_dirs: Sequence[str | Path]) -> str:
     """
     if not run_dirs:
         raise ValueError("comparison_table needs at least one run directory")
-    summaries = [_read_summary(Path(directory)) for directory in run_dirs]
+    summaries = [_read_summary(directory) for directory in run_dirs]
     eval_skills = list(summaries[0]["eval_skills"])
     for directory, summary in zip(run_dirs, summaries):
         if list(summary["eval_skills"]) != eval_skills:
@@ -297,7 +305,7 @@ def comparison_table(run_dirs: Sequence[str | Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_comparison(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
+def plot_comparison(run_dirs: Sequence[str | Path], path: str | Path) -> Path | str:
     """Mean validation loss (log scale) and, when measured, mean accuracy against step, one line per run.
 
     Args:
@@ -315,11 +323,10 @@ def plot_comparison(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
     curves = []
     labels: list[str] = []
     for run_dir in run_dirs:
-        directory = Path(run_dir)
-        evaluations = _evaluations(directory)
+        evaluations = _evaluations(run_dir)
         if not evaluations:
-            raise ValueError(f"{str(directory / 'metrics.jsonl')!r} has no evaluation lines to plot")
-        labels.append(_run_label(_read_summary(directory), labels))
+            raise ValueError(f"{_join(run_dir, 'metrics.jsonl')!r} has no evaluation lines to plot")
+        labels.append(_run_label(_read_summary(run_dir), labels))
         steps = [record["step"] for record in evaluations]
         mean_loss = [float(np.mean(record["val_loss"])) for record in evaluations]
         accuracy_points = [
@@ -349,4 +356,4 @@ def plot_comparison(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
         accuracy_axes.set_title("Mean accuracy by strategy")
         accuracy_axes.grid(True, alpha=0.3)
         accuracy_axes.legend(title="strategy", fontsize="small")
-    return _save_figure(figure, Path(path))
+    return _save_figure(figure, path)

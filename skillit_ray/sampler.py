@@ -16,7 +16,7 @@ driver can print a progress line per round while training runs.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 
@@ -141,3 +141,27 @@ def create_sampler(run_name: str, strategy: MixtureStrategy, seed: int):
     except ValueError:
         pass
     return MixtureSampler.options(name=name).remote(strategy, seed)
+
+
+class SamplerClient(Protocol):
+    """What the training loop calls: the in-process `MixtureSamplerState` or `ActorSamplerClient`."""
+
+    def get_round(self, round_index: int, num_evaluations_expected: int) -> dict[str, Any]: ...
+    def report_evaluation(self, step: int, val_loss: list[float], accuracy: list[float] | None) -> int: ...
+    def report_round(
+        self, round_index: int, step: int, achieved_counts: list[int], num_ranks_agreeing: int
+    ) -> None: ...
+    def report_train(self, records: list[dict[str, Any]]) -> None: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class ActorSamplerClient:
+    """Blocking calls to the sampler actor (one round trip per round or evaluation)."""
+
+    def __init__(self, actor) -> None:
+        self.actor = actor
+
+    def __getattr__(self, name: str):
+        method = getattr(self.actor, name)
+        return lambda *arguments: ray.get(method.remote(*arguments))

@@ -1,10 +1,12 @@
-"""Run storage: one place for where a run's files live, local directory or cloud URI.
+"""Storage: the one writer of every file the system produces, on local disk or s3:// / gs://.
 
-Role in the flow: train/graph/tune -> **storage**. Ray Train writes checkpoints under
-`<storage_path>/<run name>/checkpoint_*`; we write the run outputs (mixture.jsonl, summary.json, ...)
-next to them through pyarrow filesystems, so `s3://` and `gs://` work like a local path and a job
-survives losing the node it started on. Every write is atomic for local paths (temporary file, then
-`os.replace`); on object stores a single PUT is atomic already.
+Role in the flow: train/graph/tune/prepare/report -> **storage**. Ray Train writes checkpoints under
+`<storage_path>/<run name>/checkpoint_*`; everything else (run outputs such as mixture.jsonl and
+summary.json, graph.json/graph.npy/heatmap, tune's best_config.yaml and trials.json, plots) goes
+through `RunStorage`, backed by pyarrow filesystems, so a cloud URI works like a local path and a job
+survives losing the node it started on. Every local write is atomic (`atomic_write_bytes`: a
+temporary file in the target directory, fsync, then `os.replace`); on object stores a single PUT is
+atomic already.
 """
 
 from __future__ import annotations
@@ -16,21 +18,31 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 
-def is_uri(path: str) -> bool:
-    return "://" in path
+def is_uri(path: str | Path) -> bool:
+    return "://" in str(path)
 
 
 class RunStorage:
-    """Files of one run under `<storage_path>/<name>`."""
+    """Files under one directory `<storage_path>/<name>` (local or a cloud URI)."""
 
     def __init__(self, storage_path: str, name: str) -> None:
-        self.storage_path, self.name = storage_path, name
+        self.storage_path, self.name = str(storage_path), name
         if is_uri(storage_path):
-            self.filesystem, base = pafs.FileSystem.from_uri(storage_path.rstrip("/"))
-            self.base = f"{base}/{name}"
+            self.filesystem, base = pafs.FileSystem.from_uri(self.storage_path.rstrip("/"))
+            self.base = f"{base}/{name}" if name else base
         else:
             self.filesystem = None
-            self.base = str(Path(storage_path).expanduser().resolve() / name)
+            root = Path(storage_path).expanduser().resolve()
+            self.base = str(root / name if name else root)
+
+    @classmethod
+    def at(cls, directory: str | Path) -> RunStorage:
+        """The storage rooted exactly at `directory` (a local path or a URI)."""
+        text = str(directory).rstrip("/")
+        if is_uri(text):
+            parent, _, name = text.rpartition("/")
+            return cls(text, "") if parent.endswith(":/") else cls(parent, name)
+        return cls(text, "")
 
     @property
     def is_local(self) -> bool:
@@ -65,19 +77,22 @@ class RunStorage:
             if info.type == pafs.FileType.Directory and info.base_name.startswith(prefix)
         )
 
-    def read_text(self, relative: str) -> str:
+    def read_bytes(self, relative: str) -> bytes:
         if self.is_local:
-            return (Path(self.base) / relative).read_text()
+            return (Path(self.base) / relative).read_bytes()
         with self.filesystem.open_input_stream(f"{self.base}/{relative}") as stream:
-            return stream.read().decode()
+            return stream.read()
+
+    def read_text(self, relative: str) -> str:
+        return self.read_bytes(relative).decode()
 
     def write_text(self, relative: str, text: str) -> str:
         return self.write_bytes(relative, text.encode())
 
     def write_bytes(self, relative: str, payload: bytes) -> str:
+        """Write one file (atomically on local disk); returns its path or URI."""
         if self.is_local:
             target = Path(self.base) / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, payload)
             return str(target)
         target = f"{self.base}/{relative}"
@@ -85,6 +100,20 @@ class RunStorage:
         with self.filesystem.open_output_stream(target) as stream:
             stream.write(payload)
         return self.uri(relative)
+
+
+def write_file(path: str | Path, payload: bytes) -> str:
+    """Write one file given by its full path or URI, through `RunStorage` (atomic on local disk)."""
+    text = str(path)
+    directory, _, name = text.rpartition("/")
+    return RunStorage.at(directory or ".").write_bytes(name, payload)
+
+
+def read_file(path: str | Path) -> bytes:
+    """Read one file given by its full path or URI."""
+    text = str(path)
+    directory, _, name = text.rpartition("/")
+    return RunStorage.at(directory or ".").read_bytes(name)
 
 
 def atomic_write_bytes(target: Path, payload: bytes) -> None:

@@ -1,7 +1,7 @@
 """Ray Tune drivers: skills-graph learning from parallel short runs, and eta/rounds/window search.
 
-Role in the flow: train -> **graph/tune**. Every short run is a Ray Tune trial that reuses
-`train.training_loop` in-process (one worker, with a local sampler state instead of the actor) from
+Role in the flow: train -> **graph/tune**. Every short run is a Ray Tune trial that runs the training
+loop in-process (`train.run_local_training`: one worker, a local sampler state instead of the actor) from
 the same starting model (`model.pretrained_path`, or the seeded initial weights), so a graph run and
 a training run measure losses identically.
 
@@ -28,7 +28,6 @@ import dataclasses
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,9 @@ import yaml
 from skillit_ray import graph as graph_math
 from skillit_ray.config import JobConfig, config_from_dict
 from skillit_ray.data import resolve_skills
+from skillit_ray.mixture import strategy_from_config
 from skillit_ray.storage import RunStorage
+from skillit_ray.train import connect_ray, run_local_training, run_training
 
 logger = logging.getLogger("skillit_ray")
 
@@ -52,37 +53,12 @@ def short_run_config(config: JobConfig, proportions: list[float]) -> JobConfig:
     short.mixture.proportions = list(proportions)
     short.mixture.num_rounds = 1
     short.train.steps = config.graph.steps
-    short.train.eval_every_n_steps = config.graph.measure_at_step or config.graph.steps
+    short.train.learning_rate = config.graph.learning_rate or config.train.learning_rate
+    short.train.warmup_steps = config.graph.warmup_steps
+    short.train.lr_schedule = config.graph.lr_schedule
+    short.train.eval_every_n_steps = config.graph.measure_step()
     short.scaling.num_workers = 1
     return short.validate()
-
-
-def run_local_training(config: JobConfig, on_evaluation=None, use_gpu: bool | None = None) -> dict[str, Any]:
-    """Train in this process (one worker, local sampler state); returns the sampler's records.
-
-    The device is a GPU when `use_gpu` (default: when the graph or tune trials ask for GPUs) and
-    one is visible."""
-    import torch
-
-    from skillit_ray.distributed import WorkerContext
-    from skillit_ray.sampler import MixtureSamplerState
-    from skillit_ray.train import make_strategy, training_loop
-
-    setup = resolve_skills(config)
-    state = MixtureSamplerState(make_strategy(config, setup), config.train.seed)
-    if use_gpu is None:
-        use_gpu = config.graph.gpus_per_trial > 0 or config.tune.gpus_per_trial > 0
-    use_cuda = torch.cuda.is_available() and use_gpu
-    context = WorkerContext(0, 1, torch.device("cuda" if use_cuda else "cpu"))
-
-    def report(metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
-        if on_evaluation is not None:
-            on_evaluation(metrics)
-
-    result = training_loop(config, setup, context, state, report, None)
-    records = state.records()
-    records["tokens_per_s"] = result.tokens_per_s
-    return records
 
 
 def measure_short_run(config: JobConfig, proportions: list[float]) -> dict[str, Any]:
@@ -90,7 +66,7 @@ def measure_short_run(config: JobConfig, proportions: list[float]) -> dict[str, 
     short = short_run_config(config, proportions)
     records = run_local_training(short)
     by_step = {record["step"]: record["val_loss"] for record in records["evaluations"]}
-    measure_step = config.graph.measure_at_step or config.graph.steps
+    measure_step = config.graph.measure_step()
     return {
         "initial_losses": by_step[0],
         "losses_after": by_step[measure_step],
@@ -122,7 +98,7 @@ def _run_specs(config: JobConfig, train_skills: list[str], eval_skills: list[str
     return graph_math.brute_force_run_specs(train_skills)
 
 
-def _assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], directory: Path, extra: dict) -> dict:
+def _assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], directory: str, extra: dict) -> dict:
     initial = np.asarray(next(iter(measurements.values()))["initial_losses"])
     losses_after = {run_id: np.asarray(m["losses_after"]) for run_id, m in measurements.items()}
     if config.graph.method == "linear":
@@ -145,7 +121,7 @@ def _assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], dire
         eval_skills=setup.eval_skills,
         method=config.graph.method,
         steps=config.graph.steps,
-        measure_at_step=config.graph.measure_at_step or config.graph.steps,
+        measure_at_step=config.graph.measure_step(),
         initial_losses=initial,
         raw_deltas=deltas,
         graph=normalized,
@@ -158,7 +134,7 @@ def _assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], dire
     from skillit_ray import report
 
     report.plot_graph_heatmap(
-        normalized, setup.train_skills, setup.eval_skills, directory / "graph_heatmap.png",
+        normalized, setup.train_skills, setup.eval_skills, f"{directory}/graph_heatmap.png",
         f"skills graph ({config.graph.method}, {config.graph.steps} steps)",
     )  # fmt: skip
     warning = graph_math.degenerate_graph_warning(normalized)
@@ -167,28 +143,22 @@ def _assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], dire
     return {"graph_json": str(path), "graph": normalized.tolist(), "warning": warning, **extra}
 
 
-def graph_output_directory(config: JobConfig) -> Path:
+def graph_output_directory(config: JobConfig) -> str:
+    """Where graph.json, graph.npy and the heatmap go: graph.output_path, else <storage>/<run>/graph."""
     if config.graph.output_path:
-        return Path(config.graph.output_path)
-    storage = RunStorage(config.run.storage_path, config.run.name)
-    if not storage.is_local:
-        raise ValueError("graph.output_path must be a local directory when run.storage_path is a cloud URI")
-    return storage.local_path() / "graph"
+        return RunStorage.at(config.graph.output_path).uri("")
+    return RunStorage(config.run.storage_path, config.run.name).uri("graph")
 
 
-def learn_graph(config: JobConfig, connect=None) -> dict[str, Any]:
+def learn_graph(config: JobConfig) -> dict[str, Any]:
     """Run the short runs of Algorithm 3 (linear) or 2 (brute force) as parallel Tune trials."""
-    import ray
     from ray import tune
 
     config.validate()
     setup = resolve_skills(config)  # a missing skill fails here, before any trial starts
     specs = _run_specs(config, setup.train_skills, setup.eval_skills)
     directory = graph_output_directory(config)
-    if connect is not None:
-        connect()
-    elif not ray.is_initialized():
-        ray.init(address=config.run.ray_address or None)
+    connect_ray(config)
     resources = {"cpu": config.graph.cpus_per_trial, "gpu": config.graph.gpus_per_trial}
     trainable = tune.with_resources(_graph_trial, resources)
     storage = RunStorage(config.run.storage_path, config.run.name)
@@ -264,21 +234,16 @@ def _tune_trial(trial_config: dict[str, Any]) -> None:
     ray.tune.report({"objective": float(np.mean(objectives)), "per_seed": objectives, "final": True})
 
 
-def tune_hyperparameters(config: JobConfig, connect=None) -> dict[str, Any]:
+def tune_hyperparameters(config: JobConfig) -> dict[str, Any]:
     """Search eta (log scale), rounds and window for Skill-it; write best_config.yaml."""
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     config.validate()
     setup = resolve_skills(config)
-    from skillit_ray.train import make_strategy
-
-    make_strategy(config, setup)  # graph shape and strategy errors before any trial
-    if connect is not None:
-        connect()
-    elif not ray.is_initialized():
-        ray.init(address=config.run.ray_address or None)
+    config.tune.validate_for_steps(config.train.steps)
+    strategy_from_config(config, setup.train_skills, setup.eval_skills)  # graph and strategy errors before any trial
+    connect_ray(config)
     mode = "max" if config.tune.metric == "mean_accuracy" else "min"
     scheduler = None
     if config.tune.use_asha and len(config.tune.seeds) == 1:
@@ -314,21 +279,19 @@ def tune_hyperparameters(config: JobConfig, connect=None) -> dict[str, Any]:
     best_config.mixture.eta = float(best.config["eta"])
     best_config.mixture.num_rounds = int(best.config["num_rounds"])
     best_config.mixture.window = int(best.config["window"])
-    output = graph_output_directory(config).parent / "tune"
-    output.mkdir(parents=True, exist_ok=True)
-    best_path = output / "best_config.yaml"
-    best_path.write_text(yaml.safe_dump(_plain(best_config), sort_keys=False))
+    best_path = storage.write_text("tune/best_config.yaml", yaml.safe_dump(_plain(best_config), sort_keys=False))
     trials = [
         {"eta": r.config["eta"], "num_rounds": r.config["num_rounds"], "window": r.config["window"],
          "objective": (r.metrics or {}).get("objective"), "finished": bool((r.metrics or {}).get("final")),
          "error": str(r.error) if r.error else None}
         for r in results
     ]  # fmt: skip
-    (output / "trials.json").write_text(json.dumps(trials, indent=2))
+    storage.write_text("tune/trials.json", json.dumps(trials, indent=2))
     return {
         "best": {"eta": best_config.mixture.eta, "num_rounds": best_config.mixture.num_rounds,
                  "window": best_config.mixture.window, "objective": best.metrics["objective"]},
-        "best_config": str(best_path),
+        "best_config": best_path,
+        "config": best_config,
         "num_trials": len(results),
         "num_errors": len(errors),
     }  # fmt: skip
@@ -338,18 +301,13 @@ def _plain(config: JobConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def run_pipeline(config: JobConfig, connect=None) -> dict[str, Any]:
+def run_pipeline(config: JobConfig) -> dict[str, Any]:
     """graph -> tune -> train, each stage feeding the next (graph.json into mixture.graph_path)."""
-    from skillit_ray.train import run_training
-
-    graph_result = learn_graph(config, connect)
+    graph_result = learn_graph(config)
     tuned_input = copy.deepcopy(config)
     tuned_input.mixture.graph_path = graph_result["graph_json"]
     tuned_input.mixture.graph = []
     tuned_input.mixture.graph_preprocessing = "none"
-    tune_result = tune_hyperparameters(tuned_input, connect)
-    from skillit_ray.config import load_config
-
-    final = load_config(tune_result["best_config"])
-    summary = run_training(final, connect)
+    tune_result = tune_hyperparameters(tuned_input)
+    summary = run_training(tune_result.pop("config"))
     return {"graph": graph_result, "tune": tune_result, "train": summary}
