@@ -1,7 +1,7 @@
 """`skillit-ray prepare`: write a skill-partitioned parquet dataset from a synthetic generator.
 
 Role in the flow: the first stage when data is not generated on the fly. Output layout, read by
-`data.py` (and by any user dataset that follows it):
+`data/sources.py` (`ParquetDirectorySource`, and any user dataset that follows it):
 
     DIR/manifest.json                   ordered skill names, row counts, tokenizer directory, source
     DIR/tokenizer/                      the local word-level tokenizer (no hub download)

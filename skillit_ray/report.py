@@ -1,6 +1,6 @@
 """Plots and tables from a finished run's files; no Ray, no torch.
 
-Role in the flow: train -> graph/tune -> **report**. `train.py` writes a run directory
+Role in the flow: train -> graph/tune -> **report**. `outputs.py` writes a run directory
 (`mixture.jsonl`, `metrics.jsonl`, `summary.json`) and calls `plot_mixture_weights` and
 `plot_validation_loss` on it; `tune.py` calls `plot_graph_heatmap` on a learned skills graph;
 `comparison_table` and `plot_comparison` put several runs (one per strategy) side by side, like the
