@@ -1,14 +1,17 @@
-"""`skillit-ray`: the command line. One subcommand per stage; every value comes from YAML + `--set`.
+"""`skillit-ray`: the command line. One subcommand per stage; every run value comes from YAML + `--set`.
 
     skillit-ray prepare lego|addition --out DIR        skill-partitioned parquet shards + manifest
+    skillit-ray prepare table --input TABLE --skill-column C --text-column T --out DIR
+                        [--val-rows N | --val-fraction F] [--tokenizer-vocab-size N | --tokenizer PATH]
     skillit-ray train    --config FILE [--set k=v ...] one training run (Ray Train + sampler actor)
     skillit-ray graph    --config FILE                 skills graph from parallel short runs (Ray Tune)
     skillit-ray tune     --config FILE                 eta / rounds / window search (Ray Tune)
     skillit-ray pipeline --config FILE                 graph -> tune -> train
+    skillit-ray compare  RUN_DIR [RUN_DIR ...]         per-skill table of finished runs and a comparison plot
     skillit-ray demo     --out DIR                     LEGO: Skill-it (2 graphs) vs stratified vs random, CPU
     skillit-ray keys                                   every config key: type, default, meaning
 
-Bad configs fail here, before Ray starts.
+Bad configs and bad data fail here, before Ray starts, with exit status 2 and the key, file and fix.
 """
 
 from __future__ import annotations
@@ -34,23 +37,44 @@ def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True
     parser.add_argument("--cluster", help="cluster YAML (clusters/...) to check the job against before it starts")
 
 
+def _add_prepare_parser(commands) -> None:
+    prepare = commands.add_parser("prepare", help="write skill-partitioned parquet shards (generators or a table)")
+    prepare.add_argument("source", choices=["lego", "addition", "table"])
+    prepare.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
+    prepare.add_argument("--overwrite", action="store_true", help="clear a non-empty --out first")
+    prepare.add_argument("--rows-per-skill", type=int, default=20000, help="lego/addition: training rows per skill")
+    prepare.add_argument("--rows-per-part", type=int, default=2000, help="rows per parquet part file")
+    table = prepare.add_argument_group("table", "prepare table: a table with a skill column")
+    table.add_argument("--input", help="parquet file/dir/glob, JSONL, CSV, a datasets directory, or hf:NAME")
+    table.add_argument("--skill-column", default="skill")
+    table.add_argument("--text-column", default="text")
+    table.add_argument("--prompt-column", default="", help="with --answer-column: prompt/answer rows")
+    table.add_argument("--answer-column", default="")
+    table.add_argument("--task-column", default="", help="write each skill's rows round-robin over its tasks")
+    table.add_argument("--val-rows", type=int, default=0, help="rows held out per skill for validation")
+    table.add_argument("--val-fraction", type=float, default=0.0, help="or this fraction of each skill's rows")
+    table.add_argument("--seed", type=int, default=0, help="seeds the validation split and the task order")
+    table.add_argument("--min-skill-rows", type=int, default=0, help="skills with fewer rows are dropped or merged")
+    table.add_argument("--tiny-skills", choices=["drop", "merge"], default="drop", help="merge: into skill 'other'")
+    table.add_argument("--tokenizer", default="", help="a tokenizer directory or tokenizer.json to use")
+    table.add_argument("--tokenizer-vocab-size", type=int, default=0, help="or train a byte-level BPE of this size")
+    _add_config_arguments(prepare, required=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skillit-ray", description="Skill-it! online data mixing on Ray.")
     commands = parser.add_subparsers(dest="command", required=True)
-    prepare = commands.add_parser("prepare", help="write skill-partitioned parquet shards from a generator")
-    prepare.add_argument("source", choices=["lego", "addition"])
-    prepare.add_argument("--out", required=True, help="output directory")
-    prepare.add_argument("--rows-per-skill", type=int, default=20000)
-    prepare.add_argument("--rows-per-part", type=int, default=2000)
-    _add_config_arguments(prepare, required=False)
-    train = commands.add_parser("train", help="train with the online mixture (Ray Train)")
-    _add_config_arguments(train)
-    graph = commands.add_parser("graph", help="learn the skills graph with parallel short runs (Ray Tune)")
-    _add_config_arguments(graph)
-    tune = commands.add_parser("tune", help="search eta / rounds / window (Ray Tune)")
-    _add_config_arguments(tune)
-    pipeline = commands.add_parser("pipeline", help="graph -> tune -> train")
-    _add_config_arguments(pipeline)
+    _add_prepare_parser(commands)
+    for name, help_text in (
+        ("train", "train with the online mixture (Ray Train)"),
+        ("graph", "learn the skills graph with parallel short runs (Ray Tune)"),
+        ("tune", "search eta / rounds / window (Ray Tune)"),
+        ("pipeline", "graph -> tune -> train"),
+    ):
+        _add_config_arguments(commands.add_parser(name, help=help_text))
+    compare = commands.add_parser("compare", help="per-skill table of finished runs and a comparison plot")
+    compare.add_argument("runs", nargs="+", help="run directories (local or s3:// / gs://)")
+    compare.add_argument("--plot", help="comparison PNG (default: comparison.png beside the first run)")
     demo = commands.add_parser("demo", help="LEGO on a CPU: Skill-it (paper and chain graphs) vs stratified vs random")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -77,37 +101,61 @@ def _dispatch(arguments: argparse.Namespace) -> int:
 
         run_demo(arguments.out, arguments.overrides)
         return 0
+    if arguments.command == "compare":
+        return _compare(arguments.runs, arguments.plot)
     config = load_config(arguments.config, arguments.overrides)
-    if arguments.command != "prepare":
-        from skillit_ray.preflight import check_job
-
-        for warning in check_job(
-            config, getattr(arguments, "cluster", None)
-        ):  # missing files etc. raise here, before Ray starts
-            print(f"warning: {warning}", file=sys.stderr)
     if arguments.command == "prepare":
-        from skillit_ray.prepare import prepare_synthetic
+        return _prepare(arguments, config)
+    from skillit_ray.preflight import check_job
 
-        path = prepare_synthetic(
-            config, arguments.source, arguments.out, arguments.rows_per_skill, arguments.rows_per_part
-        )
-        print(f"wrote {path}")
-        return 0
+    for warning in check_job(config, arguments.cluster):  # missing files etc. raise here, before Ray starts
+        print(f"warning: {warning}", file=sys.stderr)
     if arguments.command == "train":
         from skillit_ray.train import run_training
 
-        summary = run_training(config)
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(run_training(config), indent=2))
         return 0
     from skillit_ray import tune
 
-    if arguments.command == "graph":
-        result = tune.learn_graph(config)
-    elif arguments.command == "tune":
-        result = tune.tune_hyperparameters(config)
-    else:
-        result = tune.run_pipeline(config)
-    print(json.dumps(result, indent=2, default=str))
+    drivers = {"graph": tune.learn_graph, "tune": tune.tune_hyperparameters, "pipeline": tune.run_pipeline}
+    print(json.dumps(drivers[arguments.command](config), indent=2, default=str))
+    return 0
+
+
+def _prepare(arguments: argparse.Namespace, config) -> int:
+    if arguments.source != "table":
+        from skillit_ray.prepare import prepare_synthetic
+
+        path = prepare_synthetic(
+            config, arguments.source, arguments.out, arguments.rows_per_skill, arguments.rows_per_part,
+            overwrite=arguments.overwrite,
+        )  # fmt: skip
+        print(f"wrote {path}")
+        return 0
+    from skillit_ray.prepare_table import TableOptions, prepare_table
+
+    if not arguments.input:
+        raise ValueError("prepare table needs --input (a parquet/JSONL/CSV table, a datasets directory or hf:NAME)")
+    options = TableOptions(
+        input=arguments.input, out=arguments.out, skill_column=arguments.skill_column,
+        text_column=arguments.text_column, prompt_column=arguments.prompt_column,
+        answer_column=arguments.answer_column, task_column=arguments.task_column, val_rows=arguments.val_rows,
+        val_fraction=arguments.val_fraction, seed=arguments.seed, min_skill_rows=arguments.min_skill_rows,
+        tiny_skills=arguments.tiny_skills, tokenizer=arguments.tokenizer,
+        tokenizer_vocab_size=arguments.tokenizer_vocab_size, rows_per_part=arguments.rows_per_part,
+        max_unknown_token_rate=config.data.max_unknown_token_rate, overwrite=arguments.overwrite,
+    )  # fmt: skip
+    path = prepare_table(options)
+    print(f"wrote {path}; train with --set data.source=parquet --set data.path={arguments.out}")
+    return 0
+
+
+def _compare(runs: list[str], plot: str | None) -> int:
+    from skillit_ray import report
+
+    print(report.comparison_table(runs))
+    target = plot or f"{str(runs[0]).rstrip('/').rsplit('/', 1)[0] if '/' in str(runs[0]) else '.'}/comparison.png"
+    print(f"plot: {report.plot_comparison(runs, target)}")
     return 0
 
 

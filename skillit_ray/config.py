@@ -32,7 +32,7 @@ from skillit_ray.run_config import (
 from skillit_ray.typed_config import apply_override, build_dataclass, describe_fields, dotted_keys, read_yaml_mapping
 
 SETTINGS = ("pretraining", "finetuning", "out_of_domain")
-DATA_SOURCES = ("lego", "addition", "parquet")
+DATA_SOURCES = ("lego", "addition", "parquet", "table")
 GRAPH_PREPROCESSING = ("none", "paper_binary")
 LOSS_REDUCTIONS = ("auto", "sum", "mean")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -57,11 +57,22 @@ class DataConfig:
     """Where the skills come from and how samples become token sequences."""
 
     source: str = "lego"
-    """"lego" or "addition" (built-in generators) or "parquet" (files named by `path`)."""
+    """"lego" or "addition" (built-in generators), "parquet" (a directory written by `skillit-ray
+    prepare`) or "table" (a table with a skill column, read as is: parquet, JSONL, CSV or a datasets
+    directory; see `data/table.py`)."""
     path: str = ""
-    """Dataset directory written by `skillit-ray prepare` (train/<skill>/, val/<skill>/, manifest.json).
-    Required for source "parquet"; for the generators, empty means fresh samples are generated on
-    the fly each round (as the paper does) and a path means the prepared shards are streamed."""
+    """Dataset directory written by `skillit-ray prepare` (train/<skill>/, val/<skill>/, manifest.json),
+    or the table of source "table". Required for both; for the generators, empty means fresh samples
+    are generated on the fly each round (as the paper does) and a path means prepared shards."""
+    skill_column: str = "skill"
+    """Source "table": the column that names each row's skill."""
+    prompt_column: str = ""
+    """Source "table": prompt column of prompt/answer rows (with `answer_column`); empty: `text_column`."""
+    answer_column: str = ""
+    """Source "table": answer column of prompt/answer rows; validation scores the answer tokens."""
+    split_seed: int = 0
+    """Source "table": seeds which rows of each skill are held out for validation (not train.seed, so
+    runs with different training seeds evaluate on the same rows)."""
     train_skills: list[str] = field(default_factory=list)
     """Ordered training skills (rows of the skills graph). Empty means every skill of the source."""
     eval_skills: list[str] = field(default_factory=list)
@@ -69,10 +80,13 @@ class DataConfig:
     (continual pre-training) or `mixture.target_skills` (fine-tuning)."""
     text_column: str = "text"
     """Parquet column holding the training text."""
-    sequence_length: int = 48
-    """Tokens per training sequence (pad or truncate; text sources are packed to this length)."""
-    pack_sequences: bool = False
-    """Concatenate documents (EOS-separated) into full sequences instead of padding each one."""
+    sequence_length: int = 0
+    """Tokens per training sequence (rows are padded or truncated to it). 0: chosen from the data and
+    stated in the log (`data/resolve.py`): the longest sampled row, or for packed text the median
+    document length rounded up to a power of two in 64..512."""
+    pack_sequences: bool | None = None
+    """Concatenate documents (EOS-separated) into full rows instead of padding each one. Unset: on for
+    plain text, off for prompt/answer and synthetic samples."""
     num_val_per_skill: int = 100
     """Held-out validation samples per evaluation skill (official code: 100)."""
     lego_num_variables: int = 5
@@ -95,6 +109,8 @@ class DataConfig:
     in the same order."""
     tokenizer_path: str = ""
     """Local tokenizer directory for parquet sources; empty uses the one written by `prepare`."""
+    max_unknown_token_rate: float = 0.02
+    """Refuse a tokenizer that maps more than this share of a skill's sampled tokens to <unk>."""
 
     def validate(self) -> None:
         choice("data.source", self.source, DATA_SOURCES)
@@ -102,7 +118,21 @@ class DataConfig:
             require(
                 bool(self.path), "data.source=parquet needs data.path (a directory written by `skillit-ray prepare`)"
             )
-        require(self.sequence_length >= 8, f"data.sequence_length={self.sequence_length} must be >= 8")
+        if self.source == "table":
+            require(bool(self.path), "data.source=table needs data.path (a parquet/JSONL/CSV table or datasets dir)")
+        require(
+            self.sequence_length == 0 or self.sequence_length >= 8,
+            f"data.sequence_length={self.sequence_length} must be >= 8 (or 0: chosen from the data)",
+        )
+        require(
+            bool(self.prompt_column) == bool(self.answer_column),
+            f"data.prompt_column={self.prompt_column!r} and data.answer_column={self.answer_column!r}: give both "
+            "or neither",
+        )
+        require(
+            0.0 <= self.max_unknown_token_rate <= 1.0,
+            f"data.max_unknown_token_rate={self.max_unknown_token_rate} must be in [0, 1]",
+        )
         require(self.num_val_per_skill >= 1, f"data.num_val_per_skill={self.num_val_per_skill} must be >= 1")
         require(
             1 <= self.lego_num_variables <= 26,
@@ -115,7 +145,7 @@ class DataConfig:
             f"data.parquet_split={self.parquet_split!r} must be files or positions",
         )
         require(
-            not (self.parquet_split == "positions" and self.pack_sequences),
+            not (self.parquet_split == "positions" and self.pack_sequences is True),
             "data.parquet_split=positions addresses one document per row; set data.pack_sequences=false or "
             "use data.parquet_split=files",
         )

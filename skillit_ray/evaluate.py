@@ -8,11 +8,13 @@ all-reduced, so every rank ends with the same per-skill means, which rank 0 repo
 Synthetic skills (samples with an answer): loss = cross-entropy of the answer token only, accuracy =
 greedy next token equals the answer (`skills/evaluate.py`, reference sections 4.1 and 7.1). Text
 skills (token rows): loss = mean cross-entropy over the real tokens of each sequence, then the mean
-over sequences (the official NI evaluator); no accuracy.
+over sequences (the official NI evaluator); no accuracy. Prompt/answer text skills (token rows with
+an answer mask): the same mean over the answer tokens only.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from skillit_ray import distributed
@@ -44,9 +46,14 @@ def evaluate_skills(
                     losses, correct = answer_losses_and_correct(model, tokenizer, shard, context.device)
                 totals[index] = torch.tensor([losses.sum(), correct.sum(), len(shard)], dtype=torch.float64)
         else:
-            shard_rows = validation.token_rows[context.rank :: context.world_size]
-            losses = sequence_losses(model, shard_rows, tokenizer.pad_token_id, context.device, autocast_bf16)
-            totals[index] = torch.tensor([losses.sum(), 0.0, len(shard_rows)], dtype=torch.float64)
+            shard = slice(context.rank, None, context.world_size)
+            shard_rows = validation.token_rows[shard]
+            shard_mask = None if validation.loss_mask is None else validation.loss_mask[shard]
+            losses = sequence_losses(
+                model, shard_rows, tokenizer.pad_token_id, context.device, autocast_bf16, loss_mask=shard_mask
+            )
+            scored = np.isfinite(losses)  # a prompt/answer row whose answer was truncated away has no score
+            totals[index] = torch.tensor([losses[scored].sum(), 0.0, scored.sum()], dtype=torch.float64)
     distributed.all_reduce_sum(totals)
     if was_training:
         model.train()

@@ -64,8 +64,11 @@ def training_loop(
     report: Reporter,
     checkpoint_directory: str | None,
     prepare_model=None,
+    write_checkpoints: bool = True,
 ) -> LoopResult:
-    """Train one worker's share; identical on every rank except the data it reads."""
+    """Train one worker's share; identical on every rank except the data it reads.
+
+    `write_checkpoints=False` (in-process short runs and trials, which never resume) skips [5]."""
     distributed.seed_everything(config.train.seed)
     autocast_bf16 = context.device.type == "cuda" and config.train.precision in ("auto", "bf16")
     tokenizer = load_skill_tokenizer(setup)
@@ -78,6 +81,7 @@ def training_loop(
     if config.train.compile:
         training_model = torch.compile(training_model)
     evaluation = EvaluationPoint(config, setup, context, sampler, report, model, tokenizer, parts, start_step)
+    evaluation.checkpoint_at = evaluation.checkpoint_at if write_checkpoints else set()
     rounds = Rounds(config, plan, sampler, context, evaluation.steps)
     meter = ThroughputMeter(config, context.device, start_step)
     fail_at_step = injected_failure_step(checkpoint_directory)

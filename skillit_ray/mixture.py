@@ -360,14 +360,16 @@ class StrategySpec:
     build: Callable[[StrategyOptions], MixtureStrategy]
     needs_proportions: bool = False
     """The config must give `mixture.proportions`."""
+    needs_graph: bool = False
+    """The strategy is only as good as its skills graph: running without one is an error, not the identity."""
     sample_order: str = ""
     """Sample-level curricula: "easy_first" or "hard_first" order a scored pool (`curriculum.py`);
     empty for strategies that only set per-skill weights."""
 
 
 STRATEGIES: dict[str, StrategySpec] = {
-    "skillit": StrategySpec(partial(SkillItMixture.from_options, online=True)),
-    "static": StrategySpec(partial(SkillItMixture.from_options, online=False)),
+    "skillit": StrategySpec(partial(SkillItMixture.from_options, online=True), needs_graph=True),
+    "static": StrategySpec(partial(SkillItMixture.from_options, online=False), needs_graph=True),
     "no_graph": StrategySpec(partial(SkillItMixture.from_options, online=True, identity_graph=True)),
     "stratified": StrategySpec(FixedMixture.stratified),
     "random": StrategySpec(FixedMixture.given, needs_proportions=True),
@@ -396,6 +398,12 @@ def build_strategy(strategy: str, *, graph: np.ndarray | None, **options: Any) -
             raise ValueError(
                 f"no skills graph given for {num_train_skills} training x {num_eval_skills} evaluation skills; "
                 "the identity default needs a square setting: set mixture.graph or mixture.graph_path"
+            )
+        if STRATEGIES[strategy].needs_graph:
+            raise ValueError(
+                f"mixture.strategy={strategy} needs a skills graph: learn one with `skillit-ray graph --config ...` "
+                "and pass mixture.graph_path=<storage>/<run>/graph/graph.json, give mixture.graph, or ask for the "
+                "identity graph explicitly with mixture.strategy=no_graph"
             )
         graph = np.eye(num_train_skills)
     graph = _as_graph(graph, num_train_skills, num_eval_skills)

@@ -14,6 +14,7 @@ from scratch on CPU in seconds and are what the tests and smoke runs use.
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,27 @@ def build_model(
     return model
 
 
+MAX_ADDED_TOKENS = 16
+"""A tokenizer may add up to this many tokens to a pretrained model's vocabulary (a pad token, say);
+the embedding grows by fresh rows. More means the tokenizer is not the model's, and is refused."""
+
+
+def model_limits(size: str, pretrained_path: str, overrides: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(position table length, vocabulary size) the configured model will have; None where it follows the data."""
+    if pretrained_path:
+        path = Path(pretrained_path) / "config.json"
+        if not path.is_file():
+            raise ValueError(f"model.pretrained_path={pretrained_path!r} has no config.json (not a saved model)")
+        config = json.loads(path.read_text())
+        positions = next((config[key] for key in _POSITION_KEYS if key in config), None)
+        return positions, config.get("vocab_size")
+    if size not in MODEL_SIZES:
+        raise ValueError(f"model.size={size!r} is unknown; valid sizes: {sorted(MODEL_SIZES)}")
+    options = {**MODEL_SIZES[size], **overrides}
+    positions = next((options[key] for key in _POSITION_KEYS if key in options), None)
+    return positions, overrides.get("vocab_size")
+
+
 def _load_pretrained(pretrained_path: str, vocab_size: int) -> PreTrainedModel:
     path = Path(pretrained_path)
     if not (path / "config.json").is_file():
@@ -186,10 +208,15 @@ def _load_pretrained(pretrained_path: str, vocab_size: int) -> PreTrainedModel:
     model = AutoModelForCausalLM.from_pretrained(
         str(path), local_files_only=True, attn_implementation=_attention_implementation(config)
     )
-    if model.config.vocab_size != vocab_size:
+    if model.config.vocab_size < vocab_size:
+        if vocab_size - model.config.vocab_size > MAX_ADDED_TOKENS:
+            raise ValueError(
+                f"pretrained_path {pretrained_path!r} has vocab_size={model.config.vocab_size} but the tokenizer has "
+                f"{vocab_size} tokens: it is not the model's tokenizer; use the tokenizer saved with the model"
+            )
         warnings.warn(
-            f"resizing token embeddings of {pretrained_path!r} from {model.config.vocab_size} "
-            f"to vocab_size={vocab_size}; the new rows are freshly initialized",
+            f"growing token embeddings of {pretrained_path!r} from {model.config.vocab_size} to {vocab_size} "
+            "(tokens the tokenizer added, e.g. a pad token); the new rows are freshly initialized",
             stacklevel=3,
         )
         model.resize_token_embeddings(vocab_size)
@@ -240,18 +267,27 @@ SEQUENCES_PER_FORWARD = 64
 
 
 @torch.no_grad()
-def sequence_losses(model, token_rows: np.ndarray, pad_id: int, device, autocast_bf16: bool = False) -> np.ndarray:
+def sequence_losses(
+    model, token_rows: np.ndarray, pad_id: int, device, autocast_bf16: bool = False, loss_mask: np.ndarray | None = None
+) -> np.ndarray:
     """Mean next-token loss over the real tokens of each row (float64, one per row): text validation
-    loss and the curriculum's text scores."""
+    loss and the curriculum's text scores. With `loss_mask` (True at scored positions, e.g. answer
+    tokens) only those tokens count, and a row without any is NaN."""
     losses = []
     for start in range(0, len(token_rows), SEQUENCES_PER_FORWARD):
         rows = token_rows[start : start + SEQUENCES_PER_FORWARD]
-        labels = torch.as_tensor(labels_for(rows, pad_id)).to(device)
+        labels = labels_for(rows, pad_id)
+        if loss_mask is not None:
+            labels[~loss_mask[start : start + SEQUENCES_PER_FORWARD]] = IGNORED_LABEL
+        labels = torch.as_tensor(labels).to(device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
             logits = model(input_ids=torch.as_tensor(rows, dtype=torch.long, device=device)).logits
         token_losses = next_token_losses(logits, labels)
-        counts = (labels[:, 1:] != IGNORED_LABEL).sum(dim=1).clamp(min=1)
-        losses.append((token_losses.sum(dim=1) / counts).double().cpu().numpy())
+        counts = (labels[:, 1:] != IGNORED_LABEL).sum(dim=1)
+        means = (token_losses.sum(dim=1) / counts.clamp(min=1)).double()
+        if loss_mask is not None:
+            means[counts == 0] = float("nan")
+        losses.append(means.cpu().numpy())
     return np.concatenate(losses) if losses else np.zeros(0)
 
 

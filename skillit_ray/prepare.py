@@ -9,12 +9,15 @@ Role in the flow: the first stage when data is not generated on the fly. Output 
     DIR/val/<skill>/part-00000.parquet    the fixed validation set (same columns)
 
 Part files hold `rows_per_part` rows so that Ray Train workers can read disjoint parts. Files are
-written to a temporary name and renamed, so an interrupted prepare never leaves a half file.
+written to a temporary name and renamed, so an interrupted prepare never leaves a half file; a
+non-empty output directory is refused unless `overwrite`, which clears it first. Tables with a skill
+column: `prepare_table.py`.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -46,8 +49,27 @@ def _write_table(table: pa.Table, path: Path) -> None:
     atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
+def empty_output_directory(path: str, overwrite: bool) -> Path:
+    """`path` as an empty directory; a non-empty one is refused unless `overwrite`, which clears it."""
+    out = Path(path)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(
+                f"--out {path} is not empty: its files would sit beside the new ones under a manifest that counts "
+                "other rows; choose a new directory or pass --overwrite (which clears it first)"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def prepare_synthetic(
-    config: JobConfig, source: str, out_dir: str, rows_per_skill: int = 20000, rows_per_part: int = 2000
+    config: JobConfig,
+    source: str,
+    out_dir: str,
+    rows_per_skill: int = 20000,
+    rows_per_part: int = 2000,
+    overwrite: bool = False,
 ) -> Path:
     """Write `rows_per_skill` training rows per skill plus the validation sets; returns the manifest path."""
     if source not in ("lego", "addition"):
@@ -56,7 +78,7 @@ def prepare_synthetic(
         raise ValueError(f"rows_per_skill={rows_per_skill} and rows_per_part={rows_per_part} must be >= 1")
     config.data.source = source
     generator = get_skill_generator(source, **generator_options(config))
-    root = Path(out_dir)
+    root = empty_output_directory(out_dir, overwrite)
     save_tokenizer(build_tokenizer(generator.vocabulary()), root / "tokenizer")
     counts = {}
     for skill_index, skill in enumerate(generator.skill_names):

@@ -16,6 +16,7 @@ Role in the flow: cli/demo/tune/jobs -> **train** -> loop. Every way of running 
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -26,7 +27,7 @@ import torch
 from skillit_ray import checkpoint, distributed, outputs
 from skillit_ray.config import JobConfig, config_from_dict
 from skillit_ray.curriculum import build_curriculum_pool, curriculum_schedules  # noqa: F401  (public API)
-from skillit_ray.data import SkillSetup, resolve_skills
+from skillit_ray.data import SkillSetup, resolve_run
 from skillit_ray.loop import FAIL_AT_STEP_VARIABLE, training_loop
 from skillit_ray.mixture import strategy_from_config
 from skillit_ray.sampler import ActorSamplerClient, MixtureSamplerState
@@ -60,8 +61,7 @@ def run_training(config: JobConfig) -> dict[str, Any]:
     from skillit_ray.sampler import create_sampler
 
     # Everything that can fail without a cluster fails here, before Ray starts.
-    config.validate()
-    setup = resolve_skills(config)
+    config, setup = resolve_run(config)
     strategy = strategy_from_config(config, setup.train_skills, setup.eval_skills)
     storage = RunStorage(config.run.storage_path, config.run.name)
     fingerprint = checkpoint.config_fingerprint(config, setup)
@@ -189,8 +189,12 @@ def run_local_training(config: JobConfig, on_evaluation=None, use_gpu: bool | No
     """Train in this process (one worker, local sampler state); returns the sampler's records.
 
     The device is a GPU when `use_gpu` (default: when the graph or tune trials ask for GPUs) and
-    one is visible."""
-    setup = resolve_skills(config)
+    one is visible. Parquet is read with pyarrow in this process unless `data.parquet_reader=ray_data`
+    asks otherwise (one worker gains nothing from Ray Data, which would start a local Ray)."""
+    if config.data.parquet_reader == "auto":
+        config = copy.deepcopy(config)
+        config.data.parquet_reader = "arrow"
+    config, setup = resolve_run(config)
     state = MixtureSamplerState(strategy_from_config(config, setup.train_skills, setup.eval_skills), config.train.seed)
     if use_gpu is None:
         use_gpu = config.graph.gpus_per_trial > 0 or config.tune.gpus_per_trial > 0
@@ -201,7 +205,7 @@ def run_local_training(config: JobConfig, on_evaluation=None, use_gpu: bool | No
         if on_evaluation is not None:
             on_evaluation(metrics)
 
-    result = training_loop(config, setup, context, state, report, None)
+    result = training_loop(config, setup, context, state, report, None, write_checkpoints=False)
     records = state.records()
     records["tokens_per_s"] = result.tokens_per_s
     return records

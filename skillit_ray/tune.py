@@ -35,7 +35,7 @@ import yaml
 
 from skillit_ray import graph as graph_math
 from skillit_ray.config import JobConfig, config_from_dict
-from skillit_ray.data import resolve_skills
+from skillit_ray.data import resolve_run
 from skillit_ray.mixture import strategy_from_config
 from skillit_ray.storage import RunStorage
 from skillit_ray.train import connect_ray, run_local_training, run_training
@@ -46,9 +46,24 @@ logger = logging.getLogger("skillit_ray")
 # ----------------------------------------------------------------------------- one short run
 
 
+def trial_run_config(config: JobConfig) -> JobConfig:
+    """A copy for one in-process trial: one worker, and parquet read with pyarrow in the trial's process.
+
+    Ray Data reads inside Tune trials can deadlock a small cluster: trials take every CPU and each
+    read waits forever for one ("Cluster resources are not enough ... may hang forever"). Reading in
+    the trial needs no CPU beyond the trial's own, and yields the same rows (tested).
+    """
+    trial = copy.deepcopy(config)
+    if trial.data.parquet_reader == "ray_data":
+        logger.warning("data.parquet_reader=ray_data is read with pyarrow inside Tune trials (no Ray Data deadlock)")
+    trial.data.parquet_reader = "arrow"
+    trial.scaling.num_workers = 1
+    return trial
+
+
 def short_run_config(config: JobConfig, proportions: list[float]) -> JobConfig:
     """The config of one graph-learning run: a fixed mixture for graph.steps steps, one round."""
-    short = copy.deepcopy(config)
+    short = trial_run_config(config)
     short.mixture.strategy = "random"  # a fixed mixture; "random" takes explicit proportions
     short.mixture.proportions = list(proportions)
     short.mixture.num_rounds = 1
@@ -57,7 +72,6 @@ def short_run_config(config: JobConfig, proportions: list[float]) -> JobConfig:
     short.train.warmup_steps = config.graph.warmup_steps
     short.train.lr_schedule = config.graph.lr_schedule
     short.train.eval_every_n_steps = config.graph.measure_step()
-    short.scaling.num_workers = 1
     return short.validate()
 
 
@@ -154,8 +168,7 @@ def learn_graph(config: JobConfig) -> dict[str, Any]:
     """Run the short runs of Algorithm 3 (linear) or 2 (brute force) as parallel Tune trials."""
     from ray import tune
 
-    config.validate()
-    setup = resolve_skills(config)  # a missing skill fails here, before any trial starts
+    config, setup = resolve_run(config)  # a missing skill or a bad tokenizer fails here, before any trial
     specs = _run_specs(config, setup.train_skills, setup.eval_skills)
     directory = graph_output_directory(config)
     connect_ray(config)
@@ -189,7 +202,7 @@ def learn_graph(config: JobConfig) -> dict[str, Any]:
 
 def run_short_runs_sequentially(config: JobConfig) -> dict[str, Any]:
     """The same short runs one after another in this process (baseline for the speed-up figure)."""
-    setup = resolve_skills(config)
+    config, setup = resolve_run(config)
     specs = _run_specs(config, setup.train_skills, setup.eval_skills)
     started = time.perf_counter()
     measurements = {spec["run_id"]: measure_short_run(config, spec["proportions"]) for spec in specs}
@@ -214,12 +227,11 @@ def _tune_trial(trial_config: dict[str, Any]) -> None:
     base = config_from_dict(trial_config["config"])
     objectives = []
     for seed in base.tune.seeds:
-        config = copy.deepcopy(base)
+        config = trial_run_config(base)
         config.mixture.eta = float(trial_config["eta"])
         config.mixture.num_rounds = int(trial_config["num_rounds"])
         config.mixture.window = int(trial_config["window"])
         config.train.seed = int(seed)
-        config.scaling.num_workers = 1
         config.validate()
 
         def on_evaluation(metrics: dict[str, Any], seed=seed) -> None:
@@ -239,8 +251,7 @@ def tune_hyperparameters(config: JobConfig) -> dict[str, Any]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    config.validate()
-    setup = resolve_skills(config)
+    config, setup = resolve_run(config)
     config.tune.validate_for_steps(config.train.steps)
     strategy_from_config(config, setup.train_skills, setup.eval_skills)  # graph and strategy errors before any trial
     connect_ray(config)

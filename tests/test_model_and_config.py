@@ -75,3 +75,13 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path):
     path.write_text("train:\n  steps: 10\n  batch_size: [1, 2\n")
     with pytest.raises(ValueError, match=r"broken.yaml is not valid YAML at line \d+"):
         load_config(path)
+
+
+def test_skillit_without_a_graph_says_how_to_get_one(tmp_path):
+    from skillit_ray.train import run_local_training
+
+    config = load_config(None, ["data.lego_num_variables=3", "train.steps=3", "mixture.num_rounds=1"])
+    with pytest.raises(
+        ValueError, match="needs a skills graph: learn one with `skillit-ray graph.*mixture.strategy=no_graph"
+    ):
+        run_local_training(config)
