@@ -110,17 +110,8 @@ def pair_run_id(first_skill: str, second_skill: str) -> str:
 
 
 def linear_run_specs(train_skills: list[str]) -> list[dict[str, Any]]:
-    """Short runs of Algorithm 3: one per training skill, trained on that skill alone.
-
-    Args:
-        train_skills: Training skill names, in graph row order.
-
-    Returns:
-        One `{"run_id": "only_<skill>", "proportions": one-hot list of length k}` per skill.
-
-    Raises:
-        ValueError: If there is no skill or a name repeats.
-    """
+    """Short runs of Algorithm 3: one `{"run_id": "only_<skill>", "proportions": one-hot}` per training
+    skill (in graph row order), trained on that skill alone; a missing or repeated name is a ValueError."""
     names = _check_skills(train_skills, "train_skills")
     specs = []
     for index, skill in enumerate(names):
@@ -131,18 +122,8 @@ def linear_run_specs(train_skills: list[str]) -> list[dict[str, Any]]:
 
 
 def brute_force_run_specs(train_skills: list[str]) -> list[dict[str, Any]]:
-    """Short runs of Algorithm 2: every single skill, then every unordered pair mixed uniformly.
-
-    Args:
-        train_skills: Training skill names, in graph row order.
-
-    Returns:
-        The k runs of `linear_run_specs`, then k (k - 1) / 2 runs
-        `{"run_id": "pair_<a>__<b>", "proportions": 0.5 on a and b}` with a before b in training order.
-
-    Raises:
-        ValueError: If there is no skill or a name repeats.
-    """
+    """Short runs of Algorithm 2: the k runs of `linear_run_specs`, then k (k - 1) / 2 runs
+    `{"run_id": "pair_<a>__<b>", "proportions": 0.5 on a and b}` (a before b in training order)."""
     names = _check_skills(train_skills, "train_skills")
     specs = linear_run_specs(names)
     for first, second in itertools.combinations(range(len(names)), 2):
@@ -498,3 +479,11 @@ def load_graph_array(path: str) -> np.ndarray:
         raise ValueError(
             f"skills graph file {path!r} is not a numeric .npy array ({error}); write it with numpy.save(float array)"
         ) from None
+
+
+def load_initial_losses(path: str) -> np.ndarray | None:
+    """The starting model's per-evaluation-skill losses recorded in a graph.json (None for a .npy file)."""
+    document = _read_graph_document(path)
+    if document is None or not document.get("initial_losses"):
+        return None
+    return np.asarray(document["initial_losses"], dtype=np.float64)

@@ -63,6 +63,7 @@ def run_training(config: JobConfig) -> dict[str, Any]:
     # Everything that can fail without a cluster fails here, before Ray starts.
     config, setup = resolve_run(config)
     strategy = strategy_from_config(config, setup.train_skills, setup.eval_skills)
+    warn_about_first_rounds(config, setup, strategy)
     storage = RunStorage(config.run.storage_path, config.run.name)
     fingerprint = checkpoint.config_fingerprint(config, setup)
     latest = checkpoint.find_latest_checkpoint(storage, fingerprint) if config.run.resume else None
@@ -87,6 +88,24 @@ def run_training(config: JobConfig) -> dict[str, Any]:
     records = ray.get(sampler_actor.records.remote())
     ray.kill(sampler_actor)
     return outputs.write_run_outputs(storage, config, setup, records, wall_s)
+
+
+def warn_about_first_rounds(config: JobConfig, setup: SkillSetup, strategy) -> None:
+    """Log the graph warning (collapse or practically stratified) for a Skill-it run whose graph.json
+    recorded the loss scale of the graph runs."""
+    from skillit_ray.graph import load_initial_losses
+    from skillit_ray.graph_diagnostics import mixture_warning
+    from skillit_ray.mixture import SkillItMixture
+
+    if not isinstance(strategy, SkillItMixture) or not config.mixture.graph_path.endswith(".json"):
+        return
+    losses = load_initial_losses(config.mixture.graph_path)
+    if losses is not None and losses.shape == (strategy.graph.shape[1],):
+        advice = mixture_warning(
+            strategy.graph, losses, strategy.eta, strategy.window, strategy.reduce, setup.train_skills
+        )
+        if advice:
+            logger.warning(advice)
 
 
 def torch_trainer(config: JobConfig, setup: SkillSetup, storage: RunStorage, resume_checkpoint: str | None):

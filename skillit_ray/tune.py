@@ -36,6 +36,7 @@ import yaml
 from skillit_ray import graph as graph_math
 from skillit_ray.config import JobConfig, config_from_dict
 from skillit_ray.data import resolve_run
+from skillit_ray.graph_diagnostics import mixture_warning, simulate_first_rounds
 from skillit_ray.mixture import strategy_from_config
 from skillit_ray.storage import RunStorage
 from skillit_ray.train import connect_ray, run_local_training, run_training
@@ -129,6 +130,12 @@ def _assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], dire
         eval_skills=setup.eval_skills,
     )
     deltas = graph_math.loss_drops(initial, losses_after)
+    mixture = config.mixture
+    simulated = simulate_first_rounds(normalized, initial, mixture.eta, mixture.window, mixture.window_reduction())
+    advice = mixture_warning(
+        normalized, initial, mixture.eta, mixture.window, mixture.window_reduction(), setup.train_skills
+    )
+    extra = {**extra, "simulated_first_weights": [weights.tolist() for weights in simulated], "mixture_warning": advice}
     path = graph_math.write_graph(
         directory,
         train_skills=setup.train_skills,
@@ -152,8 +159,9 @@ def _assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], dire
         f"skills graph ({config.graph.method}, {config.graph.steps} steps)",
     )  # fmt: skip
     warning = graph_math.degenerate_graph_warning(normalized)
-    if warning:
-        logger.warning(warning)
+    for message in (warning, advice):
+        if message:
+            logger.warning(message)
     return {"graph_json": str(path), "graph": normalized.tolist(), "warning": warning, **extra}
 
 
