@@ -7,6 +7,7 @@
     skillit-ray graph    --config FILE                 skills graph from parallel short runs (Ray Tune)
     skillit-ray tune     --config FILE                 eta / rounds / window search (Ray Tune)
     skillit-ray pipeline --config FILE                 graph -> tune -> train
+    skillit-ray corpus   --out FILE.parquet            a real-text table (text, source) from installed packages
     skillit-ray compare  RUN_DIR [RUN_DIR ...]         per-skill table of finished runs and a comparison plot
     skillit-ray demo     --out DIR                     LEGO: Skill-it (2 graphs) vs stratified vs random, CPU
     skillit-ray keys                                   every config key: type, default, meaning
@@ -72,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("pipeline", "graph -> tune -> train"),
     ):
         _add_config_arguments(commands.add_parser(name, help=help_text))
+    corpus = commands.add_parser("corpus", help="a real-text table (text, source) from the installed packages' text")
+    corpus.add_argument("--out", required=True, help="parquet file to write (local or s3:// / gs://)")
+    corpus.add_argument("--documents-per-source", type=int, default=1650)
+    corpus.add_argument("--seed", type=int, default=0)
     compare = commands.add_parser("compare", help="per-skill table of finished runs and a comparison plot")
     compare.add_argument("runs", nargs="+", help="run directories (local or s3:// / gs://)")
     compare.add_argument("--plot", help="comparison PNG (default: comparison.png beside the first run)")
@@ -103,6 +108,12 @@ def _dispatch(arguments: argparse.Namespace) -> int:
         return 0
     if arguments.command == "compare":
         return _compare(arguments.runs, arguments.plot)
+    if arguments.command == "corpus":
+        from skillit_ray.corpus import build_corpus_table
+
+        counts = build_corpus_table(arguments.out, arguments.documents_per_source, seed=arguments.seed)
+        print(f"wrote {arguments.out}: documents per source {counts}")
+        return 0
     config = load_config(arguments.config, arguments.overrides)
     if arguments.command == "prepare":
         return _prepare(arguments, config)
