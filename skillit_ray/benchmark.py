@@ -5,6 +5,7 @@ Role in the flow: measures the whole system against plain PyTorch in the same ru
     python -m skillit_ray.benchmark throughput [--set k=v ...]   full pipeline vs a plain loop
     python -m skillit_ray.benchmark graph [--set k=v ...]        Tune-parallel graph runs vs sequential
     python -m skillit_ray.benchmark many-skills [--skills N] [--set k=v ...]   N parquet text skills end to end
+    python -m skillit_ray.benchmark efficiency [--settings a,b] [--seeds 0,1,2]   every strategy x seeds (efficiency.py)
 
 `throughput`: tokens/s (sequence positions per second, all workers) of `run_training` (Ray Train
 worker, sampler actor, per-skill streams, exact quotas, evaluation excluded from the timed steps)
@@ -202,11 +203,27 @@ def many_skills(num_skills: int, overrides: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skillit_ray.benchmark")
-    parser.add_argument("which", choices=["throughput", "graph", "many-skills"], nargs="?", default="throughput")
+    parser.add_argument(
+        "which", choices=["throughput", "graph", "many-skills", "efficiency"], nargs="?", default="throughput"
+    )
     parser.add_argument("--skills", type=int, default=200, help="many-skills: number of skills")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default="docs/efficiency", help="efficiency: runs, results.json and plots")
+    parser.add_argument("--report", default="docs/RESULTS.md", help="efficiency: the markdown report")
+    parser.add_argument("--settings", default="", help="efficiency: comma-separated setting names (default all)")
+    parser.add_argument("--seeds", default="0,1,2", help="efficiency: comma-separated seeds")
+    parser.add_argument("--profile", choices=["full", "quick"], default="full")
+    parser.add_argument("--workers", type=int, default=2, help="efficiency: runs at a time (one thread each)")
     arguments = parser.parse_args(argv)
-    if arguments.which == "throughput":
+    if arguments.which == "efficiency":
+        from skillit_ray.efficiency import efficiency
+
+        settings = [name for name in arguments.settings.split(",") if name] or None
+        seeds = [int(seed) for seed in arguments.seeds.split(",")]
+        results = efficiency(arguments.out, settings, seeds, arguments.profile, arguments.workers, arguments.report)
+        result = {name: {label: round(entry["final_mean"], 4) for label, entry in setting["summary"].items()}
+                  for name, setting in results["settings"].items()}  # fmt: skip
+    elif arguments.which == "throughput":
         result = throughput(arguments.overrides)
     elif arguments.which == "graph":
         result = graph_speedup(arguments.overrides)

@@ -225,7 +225,7 @@ class StrategyOptions:
     setting: str
     num_train_skills: int
     num_eval_skills: int
-    graph: np.ndarray
+    graph: np.ndarray | None
     eta: float
     window: int
     loss_reduction: str
@@ -255,6 +255,8 @@ class StrategySpec:
     """The config must give `mixture.proportions`."""
     needs_graph: bool = False
     """The strategy is only as good as its skills graph: running without one is an error, not the identity."""
+    uses_graph: bool = True
+    """False for fixed mixtures, which ignore any graph (and run without one in any setting)."""
     sample_order: str = ""
     """Sample-level curricula: "easy_first" or "hard_first" order a scored pool (`curriculum.py`);
     empty for strategies that only set per-skill weights."""
@@ -265,13 +267,13 @@ STRATEGIES: dict[str, StrategySpec] = {
     "static": StrategySpec(partial(SkillItMixture.from_options, online=False), needs_graph=True),
     "no_graph": StrategySpec(partial(SkillItMixture.from_options, online=True, identity_graph=True)),
     "stratified": StrategySpec(FixedMixture.stratified),
-    "random": StrategySpec(FixedMixture.given, needs_proportions=True),
-    "target_only": StrategySpec(FixedMixture.given, needs_proportions=True),
+    "random": StrategySpec(FixedMixture.given, needs_proportions=True, uses_graph=False),
+    "target_only": StrategySpec(FixedMixture.given, needs_proportions=True, uses_graph=False),
     "skill_curriculum": StrategySpec(partial(SkillCurriculumMixture.from_options, hardest_first=False)),
     "skill_anticurriculum": StrategySpec(partial(SkillCurriculumMixture.from_options, hardest_first=True)),
     # Sample-level curricula draw from the same (imbalanced) pool as random, ordered by the initial loss.
-    "curriculum": StrategySpec(FixedMixture.given, sample_order="easy_first"),
-    "anticurriculum": StrategySpec(FixedMixture.given, sample_order="hard_first"),
+    "curriculum": StrategySpec(FixedMixture.given, sample_order="easy_first", uses_graph=False),
+    "anticurriculum": StrategySpec(FixedMixture.given, sample_order="hard_first", uses_graph=False),
 }
 """Every `mixture.strategy`, by name."""
 
@@ -286,20 +288,22 @@ def build_strategy(strategy: str, *, graph: np.ndarray | None, **options: Any) -
     num_train_skills, num_eval_skills = options["num_train_skills"], options["num_eval_skills"]
     if num_train_skills < 1:
         raise ValueError(f"there must be at least one training skill, got k={num_train_skills}")
-    if graph is None:
+    spec = STRATEGIES[strategy]
+    if graph is None and spec.uses_graph:
         if num_train_skills != num_eval_skills:
             raise ValueError(
                 f"no skills graph given for {num_train_skills} training x {num_eval_skills} evaluation skills; "
                 "the identity default needs a square setting: set mixture.graph or mixture.graph_path"
             )
-        if STRATEGIES[strategy].needs_graph:
+        if spec.needs_graph:
             raise ValueError(
                 f"mixture.strategy={strategy} needs a skills graph: learn one with `skillit-ray graph --config ...` "
                 "and pass mixture.graph_path=<storage>/<run>/graph/graph.json, give mixture.graph, or ask for the "
                 "identity graph explicitly with mixture.strategy=no_graph"
             )
         graph = np.eye(num_train_skills)
-    graph = _as_graph(graph, num_train_skills, num_eval_skills)
+    if graph is not None:
+        graph = _as_graph(graph, num_train_skills, num_eval_skills)
     return STRATEGIES[strategy].build(StrategyOptions(graph=graph, **options))
 
 

@@ -109,13 +109,13 @@ def _evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- writing
 
 
-def _new_figure(width_inches: float, height_inches: float) -> Figure:
+def new_figure(width_inches: float, height_inches: float) -> Figure:
     figure = Figure(figsize=(width_inches, height_inches), dpi=DOTS_PER_INCH, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
 
-def _save_figure(figure: Figure, path: str | Path) -> Path | str:
+def save_figure(figure: Figure, path: str | Path) -> Path | str:
     """Render to PNG and write it through storage (atomic locally); returns a Path when local."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -145,7 +145,7 @@ def plot_mixture_weights(run_dir: str | Path) -> Path | str:
     weights = weights / weights.sum(axis=1, keepdims=True)
     names = _skill_names(run_dir, "skills", weights.shape[1])
     round_indices = np.array([record["round"] for record in rounds])
-    figure = _new_figure(max(6.0, 0.5 * len(rounds) + 3.0), 4.0)
+    figure = new_figure(max(6.0, 0.5 * len(rounds) + 3.0), 4.0)
     axes = figure.add_subplot()
     bottom = np.zeros(len(rounds))
     for skill_index, name in enumerate(names):
@@ -157,7 +157,7 @@ def plot_mixture_weights(run_dir: str | Path) -> Path | str:
     axes.set_xticks(round_indices)
     axes.set_title(f"Mixture weights per round: {_run_name(run_dir)}")
     _skill_legend(axes, "training skill", len(names), "mixture.jsonl")
-    return _save_figure(figure, _join(run_dir, MIXTURE_WEIGHTS_FILE))
+    return save_figure(figure, _join(run_dir, MIXTURE_WEIGHTS_FILE))
 
 
 MAX_LEGEND_SKILLS = 24
@@ -190,7 +190,7 @@ def plot_validation_loss(run_dir: str | Path) -> Path | str:
     steps = [record["step"] for record in evaluations]
     losses = np.array([record["val_loss"] for record in evaluations], dtype=np.float64)
     names = _skill_names(run_dir, "eval_skills", losses.shape[1])
-    figure = _new_figure(7.0, 4.0)
+    figure = new_figure(7.0, 4.0)
     axes = figure.add_subplot()
     for skill_index, name in enumerate(names):
         axes.plot(steps, losses[:, skill_index], marker="o", markersize=3, label=name)
@@ -200,7 +200,7 @@ def plot_validation_loss(run_dir: str | Path) -> Path | str:
     axes.set_title(f"Validation loss per evaluation skill: {_run_name(run_dir)}")
     axes.grid(True, which="both", alpha=0.3)
     _skill_legend(axes, "evaluation skill", len(names), "metrics.jsonl")
-    return _save_figure(figure, _join(run_dir, VALIDATION_LOSS_FILE))
+    return save_figure(figure, _join(run_dir, VALIDATION_LOSS_FILE))
 
 
 def plot_graph_heatmap(
@@ -228,7 +228,7 @@ def plot_graph_heatmap(
             "evaluation skill names"
         )
     largest = float(np.max(np.abs(array[np.isfinite(array)]), initial=0.0)) or 1.0
-    figure = _new_figure(max(4.0, 0.5 * len(eval_skills) + 3.0), max(3.5, 0.4 * len(train_skills) + 2.0))
+    figure = new_figure(max(4.0, 0.5 * len(eval_skills) + 3.0), max(3.5, 0.4 * len(train_skills) + 2.0))
     axes = figure.add_subplot()
     image = axes.imshow(array, cmap="RdBu_r", vmin=-largest, vmax=largest, aspect="auto")
     axes.set_xticks(range(len(eval_skills)), labels=list(eval_skills), rotation=45, ha="right")
@@ -241,7 +241,7 @@ def plot_graph_heatmap(
             color = "white" if abs(value) > 0.6 * largest else "black"
             axes.text(column, row, f"{value:.2g}", ha="center", va="center", fontsize="small", color=color)
     figure.colorbar(image, ax=axes, label="A[i, j] (positive: training on i helps j)")
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 # ----------------------------------------------------------------------------- several runs
@@ -336,7 +336,7 @@ def plot_comparison(run_dirs: Sequence[str | Path], path: str | Path) -> Path | 
         ]
         curves.append((steps, mean_loss, accuracy_points))
     has_accuracy = any(accuracy_points for _, _, accuracy_points in curves)
-    figure = _new_figure(12.0 if has_accuracy else 7.0, 4.0)
+    figure = new_figure(12.0 if has_accuracy else 7.0, 4.0)
     loss_axes = figure.add_subplot(1, 2 if has_accuracy else 1, 1)
     accuracy_axes = figure.add_subplot(1, 2, 2) if has_accuracy else None
     for label, (steps, mean_loss, accuracy_points) in zip(labels, curves):
@@ -356,4 +356,4 @@ def plot_comparison(run_dirs: Sequence[str | Path], path: str | Path) -> Path | 
         accuracy_axes.set_title("Mean accuracy by strategy")
         accuracy_axes.grid(True, alpha=0.3)
         accuracy_axes.legend(title="strategy", fontsize="small")
-    return _save_figure(figure, path)
+    return save_figure(figure, path)

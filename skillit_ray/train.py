@@ -226,5 +226,5 @@ def run_local_training(config: JobConfig, on_evaluation=None, use_gpu: bool | No
 
     result = training_loop(config, setup, context, state, report, None, write_checkpoints=False)
     records = state.records()
-    records["tokens_per_s"] = result.tokens_per_s
+    records.update(tokens_per_s=result.tokens_per_s, train_skills=setup.train_skills, eval_skills=setup.eval_skills)
     return records

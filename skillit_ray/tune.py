@@ -113,7 +113,8 @@ def _run_specs(config: JobConfig, train_skills: list[str], eval_skills: list[str
     return graph_math.brute_force_run_specs(train_skills)
 
 
-def _assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], directory: str, extra: dict) -> dict:
+def assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], directory: str, extra: dict) -> dict:
+    """The skills graph from the short runs' measurements: graph.json, graph.npy, heatmap, warnings."""
     initial = np.asarray(next(iter(measurements.values()))["initial_losses"])
     losses_after = {run_id: np.asarray(m["losses_after"]) for run_id, m in measurements.items()}
     if config.graph.method == "linear":
@@ -205,7 +206,7 @@ def learn_graph(config: JobConfig) -> dict[str, Any]:
         )
     measurements = {result.metrics["run_id"]: result.metrics for result in results}
     extra = {"num_runs": len(specs), "parallel_wall_s": wall_s}
-    return _assemble_graph(config, setup, measurements, directory, extra)
+    return assemble_graph(config, setup, measurements, directory, extra)
 
 
 def run_short_runs_sequentially(config: JobConfig) -> dict[str, Any]:

@@ -1,0 +1,212 @@
+"""The sample-efficiency benchmark: does the mixture make a run learn faster? Every strategy, 3 seeds.
+
+Role in the flow: `python -m skillit_ray.benchmark efficiency` -> **efficiency** -> docs/RESULTS.md. For
+each setting it learns the skills graph once with the system's own short runs (what `skillit-ray
+graph` does), then trains every strategy with every seed in-process (`train.run_local_training`,
+the real loop and strategies), two runs at a time on two cores (one torch thread each), and reports:
+
+* per strategy, the final metric (mean accuracy for synthetic skills, else mean validation loss)
+  and every skill's, as mean +/- std over seeds, and the difference to stratified paired by seed;
+* steps to reach stratified's final metric (first evaluation at least as good, per seed);
+* the metric over steps with a band of one std over seeds (PNG per setting).
+
+Settings (`SETTINGS`): real text made from the installed packages (`corpus.py`: 5 sources, its own
+BPE), the fine-tuning and out-of-domain splits of it, LEGO and addition as the paper runs them, and
+the staircase chain where each skill is one step beyond its prerequisite. Results go to
+`<out>/runs.jsonl` (one line a run, so an interrupted benchmark resumes), `<out>/results.json`,
+`<out>/*.png` and the markdown report. `profile="quick"` runs a tiny version of every step, for the
+test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skillit_ray.efficiency_settings import SETTINGS, Setting, prepare_data
+from skillit_ray.storage import write_file
+
+logger = logging.getLogger("skillit_ray")
+
+
+def _lower_is_better(metric: str) -> bool:
+    return metric == "mean_val_loss"
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """One training run in a fresh worker process (1 torch thread): its evaluations and mixtures."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+
+    from skillit_ray.config import load_config
+    from skillit_ray.train import run_local_training
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    records = run_local_training(load_config(None, job["overrides"]))
+    return {
+        **{key: job[key] for key in ("setting", "strategy", "seed")},
+        "wall_s": time.perf_counter() - started,
+        "eval_skills": records["eval_skills"],
+        "steps": [record["step"] for record in records["evaluations"]],
+        "val_loss": [record["val_loss"] for record in records["evaluations"]],
+        "accuracy": [record["accuracy"] for record in records["evaluations"]],
+        "weights": [record["weights"] for record in records["rounds"]],
+    }
+
+
+def _learn_graph(setting: Setting, base: list[str], directory: Path) -> tuple[str, float]:
+    """The setting's skills graph from the system's own short runs (sequential, in this process)."""
+    from skillit_ray.config import load_config
+    from skillit_ray.tune import assemble_graph, run_short_runs_sequentially
+
+    config = load_config(None, [*base, *setting.graph_overrides, "mixture.strategy=stratified"])
+    started = time.perf_counter()
+    measured = run_short_runs_sequentially(config)
+    from skillit_ray.data import resolve_run
+
+    config, setup = resolve_run(config)
+    result = assemble_graph(config, setup, measured["measurements"], str(directory), {"seed": config.train.seed})
+    return result["graph_json"], time.perf_counter() - started
+
+
+def run_setting(setting: Setting, seeds: list[int], out: Path, data_overrides: list[str], workers: int) -> dict:
+    """Learn the graph (when a strategy needs one), then every (strategy, seed) run not already in runs.jsonl."""
+    runs_path = out / "runs.jsonl"
+    done = {(run["setting"], run["strategy"], run["seed"]) for run in _read_runs(runs_path)}
+    base = [*setting.overrides, *data_overrides]
+    graph_json, graph_s = "", 0.0
+    if any(label in setting.needs_graph for label in setting.strategies):
+        graph_file = out / "graphs" / setting.name / "graph.json"
+        if graph_file.is_file():
+            graph_json = str(graph_file)
+        else:
+            graph_json, graph_s = _learn_graph(setting, base, out / "graphs" / setting.name)
+    jobs = []
+    for label, extra in setting.strategies.items():
+        graph = [f"mixture.graph_path={graph_json}"] if label in setting.needs_graph else []
+        for seed in seeds:
+            if (setting.name, label, seed) not in done:
+                overrides = [*base, *graph, *extra, f"train.seed={seed}"]
+                jobs.append({"setting": setting.name, "strategy": label, "seed": seed, "overrides": overrides})
+    finished = map(_run_one, jobs) if workers == 0 else None
+    if finished is None:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        finished = pool.map(_run_one, jobs)
+    for run in finished:
+        lines = [json.dumps(line) for line in _read_runs(runs_path)] + [json.dumps(run)]
+        write_file(runs_path, ("\n".join(lines) + "\n").encode())
+        logger.info("%s / %s / seed %d: %.0f s", run["setting"], run["strategy"], run["seed"], run["wall_s"])
+    if workers:
+        pool.shutdown()
+    return {"graph_json": graph_json, "graph_learning_s": graph_s}
+
+
+def _read_runs(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+# ----------------------------------------------------------------------------- summarizing
+
+
+def headline(run: dict[str, Any], metric: str, index: int = -1) -> float:
+    """The run's headline metric at evaluation `index` (mean over evaluation skills)."""
+    values = run["accuracy"][index] if metric == "mean_accuracy" else run["val_loss"][index]
+    return float(np.mean(values))
+
+
+def steps_to_reach(run: dict[str, Any], metric: str, target: float) -> int | None:
+    """The first evaluation step at which the run is at least as good as `target`, else None."""
+    for index, step in enumerate(run["steps"]):
+        value = headline(run, metric, index)
+        if (value <= target) if _lower_is_better(metric) else (value >= target):
+            return int(step)
+    return None
+
+
+def summarize_setting(setting: Setting, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per strategy: final headline and per-skill values (mean, std over seeds), paired difference to
+    stratified, steps to reach stratified's final headline, wall time."""
+    by_strategy: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_strategy.setdefault(run["strategy"], []).append(run)
+    reference = by_strategy.get("stratified", [])
+    reference_final = {run["seed"]: headline(run, setting.metric) for run in reference}
+    target = float(np.mean(list(reference_final.values()))) if reference_final else None
+    summary = {}
+    for label, strategy_runs in by_strategy.items():
+        strategy_runs = sorted(strategy_runs, key=lambda run: run["seed"])
+        finals = np.asarray([headline(run, setting.metric) for run in strategy_runs])
+        per_skill = np.asarray([_final_per_skill(run, setting.metric) for run in strategy_runs])
+        paired = [final - reference_final[run["seed"]] for run, final in zip(strategy_runs, finals)
+                  if run["seed"] in reference_final]  # fmt: skip
+        reached = [steps_to_reach(run, setting.metric, target) for run in strategy_runs] if target is not None else []
+        summary[label] = {
+            "seeds": [run["seed"] for run in strategy_runs],
+            "final_mean": float(finals.mean()),
+            "final_std": float(finals.std(ddof=1)) if finals.size > 1 else 0.0,
+            "per_skill_mean": per_skill.mean(axis=0).tolist(),
+            "per_skill_std": (per_skill.std(axis=0, ddof=1) if len(per_skill) > 1 else 0 * per_skill[0]).tolist(),
+            "difference_to_stratified": [float(value) for value in paired],
+            "steps_to_stratified_final": reached,
+            "wall_s_mean": float(np.mean([run["wall_s"] for run in strategy_runs])),
+            "first_weights": strategy_runs[0]["weights"][:3],
+        }
+    return summary
+
+
+def _final_per_skill(run: dict[str, Any], metric: str) -> list[float]:
+    values = run["accuracy"][-1] if metric == "mean_accuracy" else run["val_loss"][-1]
+    return [float(value) for value in values]
+
+
+# ----------------------------------------------------------------------------- the entry point
+
+
+def efficiency(
+    out: str = "docs/efficiency",
+    settings: list[str] | None = None,
+    seeds: list[int] | None = None,
+    profile: str = "full",
+    workers: int = 2,
+    report_path: str = "",
+) -> dict[str, Any]:
+    """Run the benchmark (resuming from `<out>/runs.jsonl`) and write results.json, plots and the report.
+
+    `workers` runs train at once, each in its own process with one torch thread (0: one after another
+    in this process, for tests)."""
+    from skillit_ray.efficiency_report import write_report
+
+    chosen = [SETTINGS[profile][name] for name in (settings or list(SETTINGS[profile]))]
+    seeds = seeds if seeds is not None else [0, 1, 2]
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    results: dict[str, Any] = {"profile": profile, "seeds": seeds, "settings": {}}
+    for setting in chosen:
+        data_overrides = prepare_data(setting, directory / "data", profile)
+        graph = run_setting(setting, seeds, directory, data_overrides, workers)
+        runs = [run for run in _read_runs(directory / "runs.jsonl") if run["setting"] == setting.name]
+        results["settings"][setting.name] = {
+            "title": setting.title, "metric": setting.metric, "notes": setting.notes,
+            "overrides": [*setting.overrides, *data_overrides], "strategies": dict(setting.strategies),
+            **graph, "summary": summarize_setting(setting, runs),
+        }  # fmt: skip
+    results["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "workers": workers}
+    results["wall_s"] = time.perf_counter() - started
+    write_file(directory / "results.json", (json.dumps(results, indent=2) + "\n").encode())
+    results["report"] = write_report(results, directory, {setting.name: setting for setting in chosen}, report_path)
+    return results
