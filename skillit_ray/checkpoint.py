@@ -13,9 +13,11 @@ stateful parts (`CheckpointParts`), so a new stateful part is one entry, not a n
   restores itself from the list of every rank's state (`load_rank_states`), so a resume with another
   worker count is the part's decision.
 
-Nothing is unpickled from user paths. Ray Train copies the directory to
-`<storage_path>/<run>/checkpoint_*`; a new fit of the same run resumes from the newest complete one
-whose fingerprint matches.
+`checkpoint_manifest.json` (every file's size and SHA-256) is written last. Nothing is unpickled from
+user paths. Ray Train copies the directory to `<storage_path>/<run>/fit-N/checkpoint_*` (a new
+`fit-N` for every `run_training` call, so Ray Train never restores a checkpoint by itself); a new fit
+resumes from the newest checkpoint that matches its manifest and the run's fingerprint, skipping
+(with a warning naming it and why) any that was truncated, emptied or cut short.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from skillit_ray import distributed
-from skillit_ray.storage import RunStorage
+from skillit_ray.storage import RunStorage, atomic_write_bytes
 
 if TYPE_CHECKING:
     from skillit_ray.config import JobConfig
@@ -40,6 +43,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("skillit_ray")
 
 TRAIN_STATE_FILE = "train_state.json"
+MANIFEST_FILE = "checkpoint_manifest.json"
+FIT_PREFIX = "fit-"
+"""Each `run_training` call is one Ray Train run `<run>/fit-N`, holding its `checkpoint_*` directories."""
 CHECKPOINT_FILES = ("model.pt", "optimizer.pt", "scheduler.pt", TRAIN_STATE_FILE, "sampler.json")
 """Files every complete checkpoint holds."""
 
@@ -98,13 +104,18 @@ def write_checkpoint(
     if context.rank != 0:
         return None
     directory = Path(tempfile.mkdtemp(prefix="skillit-checkpoint-"))
-    for file_name, part in parts.files.items():
-        if file_name.endswith(".json"):
-            (directory / file_name).write_text(json.dumps(part.state_dict()))
-        else:
-            torch.save(part.state_dict(), directory / file_name)
-    state = {"step": step, "world_size": context.world_size, "ranks": states, "fingerprint": fingerprint}
-    (directory / TRAIN_STATE_FILE).write_text(json.dumps(state))
+    try:
+        for file_name, part in parts.files.items():
+            if file_name.endswith(".json"):
+                (directory / file_name).write_text(json.dumps(part.state_dict()))
+            else:
+                torch.save(part.state_dict(), directory / file_name)
+        state = {"step": step, "world_size": context.world_size, "ranks": states, "fingerprint": fingerprint}
+        (directory / TRAIN_STATE_FILE).write_text(json.dumps(state))
+        write_manifest(directory)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # no half-written staging directory left behind
+        raise
     return str(directory)
 
 
@@ -126,12 +137,59 @@ def restore(directory: str | Path, parts: CheckpointParts, context: distributed.
     return int(state["step"])
 
 
+def _digest(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def write_manifest(directory: Path) -> None:
+    """Every file's size and SHA-256 in `checkpoint_manifest.json`, written last and atomically: a
+    checkpoint without it, or whose files disagree with it, was cut short and is never restored."""
+    files = {
+        path.name: {"bytes": path.stat().st_size, "sha256": _digest(path.read_bytes())}
+        for path in sorted(directory.iterdir())
+        if path.is_file() and path.name != MANIFEST_FILE
+    }
+    atomic_write_bytes(directory / MANIFEST_FILE, json.dumps({"files": files}, indent=1).encode())
+
+
+def verify_checkpoint(storage: RunStorage, directory: str) -> str | None:
+    """Why the checkpoint at `directory` (relative to the run) cannot be restored, or None when it is whole."""
+    if not storage.exists(f"{directory}/{MANIFEST_FILE}"):
+        return f"no {MANIFEST_FILE} (it is written last: the checkpoint was cut short)"
+    try:
+        manifest = json.loads(storage.read_text(f"{directory}/{MANIFEST_FILE}"))["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        return f"unreadable {MANIFEST_FILE} ({error})"
+    for name in CHECKPOINT_FILES:
+        if name not in manifest:
+            return f"its manifest lists no {name}"
+    for name, expected in manifest.items():
+        if not storage.exists(f"{directory}/{name}"):
+            return f"{name} is missing"
+        payload = storage.read_bytes(f"{directory}/{name}")
+        if len(payload) != expected["bytes"]:
+            return f"{name} has {len(payload)} bytes, the manifest says {expected['bytes']} (truncated)"
+        if _digest(payload) != expected["sha256"]:
+            return f"{name} does not match its SHA-256 in the manifest (corrupted)"
+    return None
+
+
+def checkpoint_directories(storage: RunStorage) -> list[str]:
+    """Every checkpoint directory of the run, relative to it: one `fit-N/` per `run_training` call."""
+    found = []
+    for fit in storage.list_directories(FIT_PREFIX):
+        found.extend(f"{fit}/{name}" for name in storage.list_directories("checkpoint_", under=fit))
+    return found
+
+
 def find_latest_checkpoint(storage: RunStorage, fingerprint: str) -> str | None:
-    """Newest complete checkpoint of the run; raises if it was written by an incompatible config."""
+    """The newest whole checkpoint of the run (verified against its manifest); invalid ones are skipped
+    with a warning naming them and why. Raises if the newest whole one was written by another config."""
     candidates = []
-    for directory in storage.list_directories("checkpoint_"):
-        if not all(storage.exists(f"{directory}/{name}") for name in CHECKPOINT_FILES):
-            logger.warning("ignoring incomplete checkpoint %s", storage.uri(directory))
+    for directory in checkpoint_directories(storage):
+        reason = verify_checkpoint(storage, directory)
+        if reason is not None:
+            logger.warning("skipping checkpoint %s: %s", storage.uri(directory), reason)
             continue
         state = json.loads(storage.read_text(f"{directory}/{TRAIN_STATE_FILE}"))
         candidates.append((int(state["step"]), directory, state))
@@ -144,3 +202,11 @@ def find_latest_checkpoint(storage: RunStorage, fingerprint: str) -> str | None:
             "(skills, model, mixture, seed or batch size differ); use another run.name or set run.resume=false"
         )
     return storage.uri(directory)
+
+
+def next_fit_name(storage: RunStorage) -> str:
+    """A fresh Ray Train run name for this `run_training` call: Ray Train then restores nothing by
+    itself (its snapshot is per fit), so the checkpoint restored is always the driver's verified choice."""
+    indices = [int(name[len(FIT_PREFIX) :]) for name in storage.list_directories(FIT_PREFIX)
+               if name[len(FIT_PREFIX) :].isdigit()]  # fmt: skip
+    return f"{FIT_PREFIX}{max(indices, default=-1) + 1}"

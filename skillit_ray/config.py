@@ -323,6 +323,7 @@ class TrainConfig:
         require(self.checkpoint_every_n_steps >= 0, "train.checkpoint_every_n_steps must be >= 0 (0: round ends)")
         require(self.grad_clip_norm >= 0, f"train.grad_clip_norm={self.grad_clip_norm} must be >= 0")
         require(self.log_every_n_steps >= 1, "train.log_every_n_steps must be >= 1")
+        require(0 <= self.seed < 2**32, f"train.seed={self.seed} must be in 0..2**32-1 (numpy and torch seeds)")
 
     def steps_in_round(self, round_index: int, num_rounds: int) -> tuple[int, int]:
         """[start, end) steps of a round: round r covers steps r*S//T .. (r+1)*S//T.

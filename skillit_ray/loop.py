@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -99,11 +100,27 @@ def training_loop(
         scheduler.step()
         completed = step + 1
         record = meter.train_record(completed, loss_sum, global_tokens, scheduler.get_last_lr()[0])
+        if record is not None and not math.isfinite(record["train_loss"]):  # every rank sees the global loss
+            return stop_run(record, rounds.last_counts, setup.train_skills, sampler, context, meter)
         if record is not None:
             evaluation.pending_train_records.append(record)
-        if completed in evaluation.steps:  # [4] evaluate and report, [5] checkpoint when due
+        if evaluation.is_due(completed):  # [4] evaluate and report, [5] checkpoint when due
             meter.pause()
             evaluation.run(completed, rounds.close(completed))
+    return meter.result()
+
+
+def stop_run(record, counts, skills, sampler, context, meter: ThroughputMeter) -> LoopResult:
+    """A non-finite loss: every rank stops here; the sampler records why, so the driver reports it and no
+    retry replays the divergence."""
+    in_batch = ", ".join(f"{skill} x{int(count)}" for skill, count in zip(skills, counts) if count)
+    message = (
+        f"training loss became {record['train_loss']} at step {record['step']} (learning rate "
+        f"{record['learning_rate']:.3g}; rank {context.rank}'s batch: {in_batch}); the run stopped there: lower "
+        "train.learning_rate or raise train.warmup_steps, then re-run (it resumes from the last checkpoint)"
+    )
+    if context.rank == 0:
+        sampler.report_stop(message)
     return meter.result()
 
 
@@ -252,7 +269,13 @@ class _NullContext:
 
 
 class EvaluationPoint:
-    """Evaluate per skill, report to the sampler (rank 0) and to Ray Train, checkpoint when due."""
+    """[4] evaluate per skill and report to the sampler (rank 0) and to Ray Train; [5] checkpoint when due.
+
+    Checkpoints follow their own cadence (`checkpoint_steps`): at a checkpoint step that is not an
+    evaluation step the pending training-loss records go to the sampler first, so its state in the
+    checkpoint is complete. The staging directory of a checkpoint is removed once it is reported
+    (Ray Train has copied it to storage by then), and on failure.
+    """
 
     def __init__(self, config, setup, context, sampler, report, model, tokenizer, parts, start_step: int) -> None:
         self.context, self.sampler, self.report = context, sampler, report
@@ -264,7 +287,26 @@ class EvaluationPoint:
         self.autocast_bf16 = context.device.type == "cuda" and config.train.precision in ("auto", "bf16")
         self.pending_train_records: list[dict[str, Any]] = []
 
+    def is_due(self, step: int) -> bool:
+        return step in self.steps or step in self.checkpoint_at
+
     def run(self, step: int, round_record: tuple | None = None) -> None:
+        metrics: dict[str, Any] = {"step": step}
+        if step in self.steps:
+            metrics.update(self._evaluate(step, round_record))
+        elif self.context.rank == 0:
+            self.sampler.report_train(self.pending_train_records)
+        self.pending_train_records = []
+        distributed.barrier()  # every rank sees this evaluation in the sampler before the next round
+        due = step in self.checkpoint_at and step > self.start_step
+        directory = checkpoint.write_checkpoint(step, self.parts, self.context, self.fingerprint) if due else None
+        try:
+            self.report(metrics, directory)
+        finally:
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+
+    def _evaluate(self, step: int, round_record: tuple | None) -> dict[str, Any]:
         val_loss, accuracy = evaluate_skills(
             self.model, self.tokenizer, self.validation_sets, self.context, self.autocast_bf16
         )
@@ -273,15 +315,10 @@ class EvaluationPoint:
             self.sampler.report_train(self.pending_train_records)
             if round_record is not None:
                 self.sampler.report_round(*round_record)
-        self.pending_train_records = []
-        distributed.barrier()  # every rank sees this evaluation in the sampler before the next round
-        metrics = {"step": step, "mean_val_loss": float(np.mean(val_loss)), "val_loss": val_loss}
+        metrics = {"mean_val_loss": float(np.mean(val_loss)), "val_loss": val_loss}
         if accuracy is not None:
-            metrics["mean_accuracy"] = float(np.mean(accuracy))
-            metrics["accuracy"] = accuracy
-        due = step in self.checkpoint_at and step > self.start_step
-        directory = checkpoint.write_checkpoint(step, self.parts, self.context, self.fingerprint) if due else None
-        self.report(metrics, directory)
+            metrics.update(mean_accuracy=float(np.mean(accuracy)), accuracy=accuracy)
+        return metrics
 
 
 # ----------------------------------------------------------------------------- throughput

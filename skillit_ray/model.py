@@ -167,6 +167,10 @@ def build_model(
             if not hasattr(config, key):
                 raise ValueError(f"override {key!r} is not a field of {type(config).__name__}")
             setattr(config, key, value)
+        for role, key in ARCHITECTURE_KEYS[model_type].items():
+            value = getattr(config, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"model {role} ({key}={value!r}) must be a positive integer; fix model.overrides")
         model = AutoModelForCausalLM.from_config(config, attn_implementation=_attention_implementation(config))
     position_table_length = _position_table_length(model.config)
     if position_table_length < max_sequence_length:
@@ -199,11 +203,33 @@ def model_limits(size: str, pretrained_path: str, overrides: dict[str, Any]) -> 
     return positions, overrides.get("vocab_size")
 
 
-def _load_pretrained(pretrained_path: str, vocab_size: int) -> PreTrainedModel:
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+"""A saved model directory holds one of these (`save_pretrained`)."""
+
+
+def check_pretrained_directory(pretrained_path: str) -> None:
+    """A local `save_pretrained` directory: config.json and a weights file; errors name what is missing."""
     path = Path(pretrained_path)
+    if not path.is_dir():
+        raise ValueError(f"model.pretrained_path={pretrained_path!r} is not a directory; save the model there first")
     if not (path / "config.json").is_file():
-        message = f"pretrained_path {pretrained_path!r} is not a local model directory (no config.json)"
-        raise ValueError(message)
+        raise ValueError(f"pretrained_path {pretrained_path!r} is not a local model directory (no config.json)")
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        found = sorted(item.name for item in path.iterdir())[:8]
+        raise ValueError(
+            f"model.pretrained_path={pretrained_path!r} has a config.json but no weights ({', '.join(WEIGHT_FILES)}); "
+            f"found {found}: save the model with save_pretrained"
+        )
+
+
+def _load_pretrained(pretrained_path: str, vocab_size: int) -> PreTrainedModel:
+    check_pretrained_directory(pretrained_path)
+    path = Path(pretrained_path)
     config = AutoConfig.from_pretrained(str(path), local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(
         str(path), local_files_only=True, attn_implementation=_attention_implementation(config)

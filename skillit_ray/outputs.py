@@ -93,6 +93,7 @@ def write_run_outputs(
         "wall_s": wall_s,
         "num_workers": config.scaling.num_workers,
         "seed": config.train.seed,
+        "stopped": records.get("stopped"),
     }
     storage.write_text("summary.json", json.dumps(summary, indent=2) + "\n")
     storage.write_text("config.json", json.dumps(config.to_dict(), indent=2) + "\n")

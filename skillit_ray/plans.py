@@ -110,14 +110,15 @@ class Rounds:
         self.schedule: np.ndarray | None = None
         self.num_ranks_agreeing = 0
         self.achieved = np.zeros(0, dtype=np.int64)
+        self.last_counts = np.zeros(0, dtype=np.int64)  # this rank's per-skill counts of the last batch
 
     def batch(self, step: int) -> np.ndarray:
         """This rank's token rows of `step`, starting the step's round first when it is new."""
         round_index = self.config.train.round_of_step(step, self.config.mixture.num_rounds)
         if round_index != self.round_index:
             self._start_round(round_index, step)
-        rows, achieved = self.plan.batch(self.schedule, step - self.round_start, step)
-        self.achieved += achieved
+        rows, self.last_counts = self.plan.batch(self.schedule, step - self.round_start, step)
+        self.achieved += self.last_counts
         return rows
 
     def _start_round(self, round_index: int, step: int) -> None:

@@ -80,7 +80,9 @@ class RunConfig:
 
     def validate(self) -> None:
         require(
-            bool(self.name) and "/" not in self.name, f"run.name={self.name!r} must be a non-empty name without '/'"
+            bool(self.name) and self.name not in (".", "..") and not any(char in self.name for char in "/\\"),
+            f"run.name={self.name!r} must be a plain name (not '.' or '..', no '/' or '\\'): it names the run's "
+            "directory under run.storage_path",
         )
         require(bool(self.storage_path), "run.storage_path must name a directory or s3:// / gs:// URI")
         require(self.num_checkpoints_to_keep >= 1, "run.num_checkpoints_to_keep must be >= 1")

@@ -16,6 +16,8 @@ driver can print a progress line per round while training runs.
 from __future__ import annotations
 
 import copy
+import os
+import uuid
 from typing import Any, Protocol
 
 import ray
@@ -32,6 +34,7 @@ class MixtureSamplerState:
         self.round_records: list[dict[str, Any]] = []
         self.evaluations: list[dict[str, Any]] = []
         self.train_records: list[dict[str, Any]] = []
+        self.stopped: str | None = None
 
     def get_round(self, round_index: int, num_evaluations_expected: int) -> dict[str, Any]:
         """The round's mixture; computed on first request, identical for every later request."""
@@ -75,11 +78,16 @@ class MixtureSamplerState:
         seen = {(record["kind"], record["step"]) for record in self.train_records}
         self.train_records.extend(record for record in records if (record["kind"], record["step"]) not in seen)
 
+    def report_stop(self, message: str) -> None:
+        """The run stopped early and must not be retried (e.g. a non-finite loss); the driver raises it."""
+        self.stopped = message
+
     def records(self) -> dict[str, Any]:
         return {
             "rounds": copy.deepcopy(self.round_records),
             "evaluations": copy.deepcopy(self.evaluations),
             "train": copy.deepcopy(self.train_records),
+            "stopped": self.stopped,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -98,35 +106,35 @@ class MixtureSamplerState:
         self.round_records = list(state["rounds"])
         self.evaluations = list(state["evaluations"])
         self.train_records = list(state["train"])
+        self.stopped = state.get("stopped")
 
 
-@ray.remote(num_cpus=0, max_restarts=0)
+SAMPLER_MAX_RESTARTS = 3
+"""Times Ray restarts a dead sampler actor; each restart costs one Ray Train retry (see `ActorSamplerClient`)."""
+
+
+@ray.remote(num_cpus=0, max_restarts=SAMPLER_MAX_RESTARTS)
 class MixtureSampler:
-    """Ray actor holding the `MixtureSamplerState` of one run (name: `sampler_actor_name(run)`)."""
+    """Ray actor holding the `MixtureSamplerState` of one run (name: `sampler_actor_name(run)`).
+
+    A restart (the process died) builds a fresh state with a new `incarnation`; workers notice the new
+    incarnation on their next call and fail, so Ray Train restores them from the last checkpoint, and
+    rank 0's restore loads the sampler's state from it: the trajectory stays identical.
+    """
 
     def __init__(self, strategy: MixtureStrategy, seed: int) -> None:
         self.state = MixtureSamplerState(strategy, seed)
+        self.incarnation = uuid.uuid4().hex
 
-    def get_round(self, round_index: int, num_evaluations_expected: int) -> dict[str, Any]:
-        return self.state.get_round(round_index, num_evaluations_expected)
-
-    def report_evaluation(self, step: int, val_loss: list[float], accuracy: list[float] | None) -> int:
-        return self.state.report_evaluation(step, val_loss, accuracy)
-
-    def report_round(self, round_index: int, step: int, achieved_counts: list[int], num_ranks_agreeing: int) -> None:
-        self.state.report_round(round_index, step, achieved_counts, num_ranks_agreeing)
-
-    def report_train(self, records: list[dict[str, Any]]) -> None:
-        self.state.report_train(records)
+    def invoke(self, method: str, *arguments) -> tuple[str, Any]:
+        """(this incarnation, the state's method called with the arguments)."""
+        return self.incarnation, getattr(self.state, method)(*arguments)
 
     def records(self) -> dict[str, Any]:
         return self.state.records()
 
-    def state_dict(self) -> dict[str, Any]:
-        return self.state.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.state.load_state_dict(state)
+    def process_id(self) -> int:
+        return os.getpid()
 
 
 def sampler_actor_name(run_name: str) -> str:
@@ -152,16 +160,26 @@ class SamplerClient(Protocol):
         self, round_index: int, step: int, achieved_counts: list[int], num_ranks_agreeing: int
     ) -> None: ...
     def report_train(self, records: list[dict[str, Any]]) -> None: ...
+    def report_stop(self, message: str) -> None: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class ActorSamplerClient:
-    """Blocking calls to the sampler actor (one round trip per round or evaluation)."""
+    """Blocking calls to the sampler actor (one round trip per round or evaluation) that fail when the
+    actor restarted since this worker's first call: its fresh state must be reloaded from a checkpoint
+    (Ray Train's retry does that) before anyone uses it."""
 
     def __init__(self, actor) -> None:
-        self.actor = actor
+        self.actor, self.incarnation = actor, None
 
     def __getattr__(self, name: str):
-        method = getattr(self.actor, name)
-        return lambda *arguments: ray.get(method.remote(*arguments))
+        def call(*arguments):
+            incarnation, result = ray.get(self.actor.invoke.remote(name, *arguments))
+            if self.incarnation is None:
+                self.incarnation = incarnation
+            elif incarnation != self.incarnation:
+                raise RuntimeError("the sampler actor restarted: restoring the run from its last checkpoint")
+            return result
+
+        return call

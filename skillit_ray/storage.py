@@ -66,11 +66,12 @@ class RunStorage:
             return (Path(self.base) / relative).exists()
         return self.filesystem.get_file_info(f"{self.base}/{relative}").type != pafs.FileType.NotFound
 
-    def list_directories(self, prefix: str) -> list[str]:
+    def list_directories(self, prefix: str, under: str = "") -> list[str]:
+        """Names of the subdirectories of `under` (relative to the run) that start with `prefix`."""
         if self.is_local:
-            base = Path(self.base)
+            base = Path(self.base) / under
             return sorted(p.name for p in base.glob(f"{prefix}*") if p.is_dir()) if base.is_dir() else []
-        selector = pafs.FileSelector(self.base, allow_not_found=True)
+        selector = pafs.FileSelector(f"{self.base}/{under}".rstrip("/"), allow_not_found=True)
         return sorted(
             info.base_name
             for info in self.filesystem.get_file_info(selector)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +36,10 @@ from skillit_ray.sampler import ActorSamplerClient, MixtureSamplerState
 from skillit_ray.storage import RunStorage
 
 logger = logging.getLogger("skillit_ray")
+
+KILL_SAMPLER_AT_STEP_VARIABLE = "SKILLIT_RAY_KILL_SAMPLER_AT_STEP"
+"""Fault injection for tests and drills: rank 0 of a run that did not start from a checkpoint kills the
+sampler actor's process (SIGKILL, by PID) right after reporting this step."""
 
 
 def connect_ray(config: JobConfig) -> None:
@@ -87,7 +93,10 @@ def run_training(config: JobConfig) -> dict[str, Any]:
     wall_s = time.perf_counter() - started
     records = ray.get(sampler_actor.records.remote())
     ray.kill(sampler_actor)
-    return outputs.write_run_outputs(storage, config, setup, records, wall_s)
+    summary = outputs.write_run_outputs(storage, config, setup, records, wall_s)
+    if records["stopped"]:
+        raise ValueError(f"run {config.run.name}: {records['stopped']} (outputs so far in {storage.uri('')})")
+    return summary
 
 
 def warn_about_first_rounds(config: JobConfig, setup: SkillSetup, strategy) -> None:
@@ -134,12 +143,16 @@ def torch_trainer(config: JobConfig, setup: SkillSetup, storage: RunStorage, res
             },
         ),
         run_config=ray.train.RunConfig(
-            name=config.run.name,
-            storage_path=storage.train_storage_path(),
+            name=checkpoint.next_fit_name(storage),
+            storage_path=storage.uri(""),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.run.num_checkpoints_to_keep),
             failure_config=ray.train.FailureConfig(max_failures=config.run.max_failures),
             worker_runtime_env={
-                "env_vars": {key: os.environ[key] for key in (FAIL_AT_STEP_VARIABLE,) if key in os.environ}
+                "env_vars": {
+                    key: os.environ[key]
+                    for key in (FAIL_AT_STEP_VARIABLE, KILL_SAMPLER_AT_STEP_VARIABLE)
+                    if key in os.environ
+                }
             },
         ),
     )
@@ -149,7 +162,7 @@ def torch_trainer(config: JobConfig, setup: SkillSetup, storage: RunStorage, res
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Ray Train entry point: this worker's context and sampler client, then the loop."""
+    """Ray Train entry point: this worker's context and sampler client, then the loop from a verified checkpoint."""
     import ray
     import ray.train
     import ray.train.torch
@@ -163,30 +176,48 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         context, "worker group: %d worker(s), device %s, %d torch threads per worker",
         context.world_size, context.device, torch.get_num_threads(),
     )  # fmt: skip
-    sampler = ActorSamplerClient(ray.get_actor(loop_config["sampler_name"]))
+    actor = ray.get_actor(loop_config["sampler_name"])
+    sampler = ActorSamplerClient(actor)
+    kill_sampler_at = os.environ.get(KILL_SAMPLER_AT_STEP_VARIABLE)
+    fresh_start = ray.train.get_checkpoint() is None and not loop_config.get("resume_checkpoint")
 
     def report(metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_directory) if checkpoint_directory else None
         ray.train.report(metrics, checkpoint=checkpoint)
+        if fresh_start and context.rank == 0 and kill_sampler_at and int(kill_sampler_at) == metrics["step"]:
+            os.kill(ray.get(actor.process_id.remote()), signal.SIGKILL)  # fault injection: a real SIGKILL
 
     def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
         return ray.train.torch.prepare_model(model, move_to_device=False)
 
-    # A retry inside this fit restores Ray Train's latest checkpoint; a new fit of an existing run
-    # starts from the newest compatible checkpoint that the driver found (Train V2 has no
-    # resume_from_checkpoint).
-    restored = ray.train.get_checkpoint()
-    if restored is None and loop_config.get("resume_checkpoint"):
-        restored = ray.train.Checkpoint(loop_config["resume_checkpoint"])
-    if restored is not None:
-        with restored.as_directory() as directory:
-            result = training_loop(config, setup, context, sampler, report, directory, prepare_model)
-    else:
-        result = training_loop(config, setup, context, sampler, report, None, prepare_model)
+    def run(directory: str | None):
+        return training_loop(config, setup, context, sampler, report, directory, prepare_model)
+
+    result = run_from_verified_checkpoint(run, loop_config.get("resume_checkpoint"), context)
     if context.rank == 0:
         throughput = {"kind": "throughput", "step": result.step, "tokens_per_s": result.tokens_per_s}
         throughput.update(train_step_s=result.train_wall_s, batch_assembly_s=result.batch_assembly_s)
         sampler.report_train([throughput])
+
+
+def run_from_verified_checkpoint(run, resume_checkpoint: str | None, context: distributed.WorkerContext):
+    """`run(directory)` from the first whole checkpoint of: Ray Train's latest of this fit (a retry), the
+    driver's choice (a new fit); `run(None)` when there is none. Every fit is a fresh Ray Train run, so
+    nothing else is restored, and the log names what really was."""
+    import ray.train
+
+    candidates = [ray.train.get_checkpoint()]
+    if resume_checkpoint:
+        candidates.append(ray.train.Checkpoint(resume_checkpoint))
+    for candidate in [candidate for candidate in candidates if candidate is not None]:
+        with candidate.as_directory() as directory:
+            reason = checkpoint.verify_checkpoint(RunStorage.at(Path(directory).parent), Path(directory).name)
+            if reason is not None:
+                logger.warning("skipping checkpoint %s: %s", candidate.path, reason)
+                continue
+            distributed.log_rank0(context, "restoring the checkpoint at %s", candidate.path)
+            return run(directory)
+    return run(None)
 
 
 def quiet_per_report_logs() -> None:
@@ -226,5 +257,7 @@ def run_local_training(config: JobConfig, on_evaluation=None, use_gpu: bool | No
 
     result = training_loop(config, setup, context, state, report, None, write_checkpoints=False)
     records = state.records()
+    if records["stopped"]:
+        raise ValueError(records["stopped"])
     records.update(tokens_per_s=result.tokens_per_s, train_skills=setup.train_skills, eval_skills=setup.eval_skills)
     return records
