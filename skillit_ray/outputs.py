@@ -22,15 +22,20 @@ from skillit_ray.storage import RunStorage
 class ProgressPrinter(threading.Thread):
     """Driver thread: one line per finished round, read from the sampler actor."""
 
-    def __init__(self, sampler_actor, config: JobConfig, setup: SkillSetup) -> None:
+    def __init__(self, sampler_actor, config: JobConfig, setup: SkillSetup, every_10_s=None) -> None:
         super().__init__(daemon=True)
         self.sampler_actor, self.config, self.setup = sampler_actor, config, setup
+        self.every_10_s = every_10_s  # e.g. refreshing the run's lease
         self._stop_event = threading.Event()
         self._printed = 0
 
     def run(self) -> None:
+        ticks = 0
         while not self._stop_event.wait(1.0):
             self.flush()
+            ticks += 1
+            if self.every_10_s is not None and ticks % 10 == 0:
+                self.every_10_s()
 
     def flush(self) -> None:
         import ray

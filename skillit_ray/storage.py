@@ -28,7 +28,13 @@ class RunStorage:
     def __init__(self, storage_path: str, name: str) -> None:
         self.storage_path, self.name = str(storage_path), name
         if is_uri(storage_path):
-            self.filesystem, base = pafs.FileSystem.from_uri(self.storage_path.rstrip("/"))
+            try:
+                self.filesystem, base = pafs.FileSystem.from_uri(self.storage_path.rstrip("/"))
+            except Exception as error:  # pyarrow raises OSError, ArrowInvalid, ... for auth, DNS, missing libraries
+                raise ValueError(
+                    f"storage {self.storage_path!r} is not reachable ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0]}); check the URI, credentials and network, or use a local directory"
+                ) from None
             self.base = f"{base}/{name}" if name else base
         else:
             self.filesystem = None
@@ -77,6 +83,25 @@ class RunStorage:
             for info in self.filesystem.get_file_info(selector)
             if info.type == pafs.FileType.Directory and info.base_name.startswith(prefix)
         )
+
+    def delete(self, relative: str) -> None:
+        """Remove one file; a missing one is fine."""
+        if self.is_local:
+            (Path(self.base) / relative).unlink(missing_ok=True)
+        elif self.exists(relative):
+            self.filesystem.delete_file(f"{self.base}/{relative}")
+
+    def check_reachable(self, key: str = "run.storage_path") -> None:
+        """Fail now, naming the URI, when a cloud storage path cannot be listed (credentials, network, bucket)."""
+        if self.is_local:
+            return
+        try:
+            self.filesystem.get_file_info(pafs.FileSelector(self.base, allow_not_found=True))
+        except Exception as error:  # pyarrow raises OSError and others for auth, DNS and missing buckets
+            raise ValueError(
+                f"{key}={self.storage_path!r} is not reachable ({type(error).__name__}: {error}); check the "
+                "credentials and the network, or use a local directory"
+            ) from None
 
     def read_bytes(self, relative: str) -> bytes:
         if self.is_local:

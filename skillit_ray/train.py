@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from skillit_ray import checkpoint, distributed, outputs
+from skillit_ray import checkpoint, distributed, outputs, run_identity
 from skillit_ray.config import JobConfig, config_from_dict
 from skillit_ray.curriculum import build_curriculum_pool, curriculum_schedules  # noqa: F401  (public API)
 from skillit_ray.data import SkillSetup, resolve_run
@@ -62,18 +62,37 @@ def connect_ray(config: JobConfig) -> None:
 
 def run_training(config: JobConfig) -> dict[str, Any]:
     """Validate, start the sampler actor, train with TorchTrainer, and write the run directory."""
-    import ray
-
-    from skillit_ray.sampler import create_sampler
-
     # Everything that can fail without a cluster fails here, before Ray starts.
     config, setup = resolve_run(config)
     strategy = strategy_from_config(config, setup.train_skills, setup.eval_skills)
     warn_about_first_rounds(config, setup, strategy)
     storage = RunStorage(config.run.storage_path, config.run.name)
+    storage.check_reachable()
+    check_gpus_are_there(config)
     fingerprint = checkpoint.config_fingerprint(config, setup)
+    identity = {"fingerprint": fingerprint, "seed": config.train.seed, "steps": config.train.steps,
+                "num_rounds": config.mixture.num_rounds}  # fmt: skip
+    finished = run_identity.claim_run(storage, identity)
+    if finished is not None:
+        logger.info("run %s already finished %d steps; its outputs are untouched", config.run.name, finished["steps"])
+        return finished
+    completed = False
+    try:
+        summary = _train(config, setup, strategy, storage, fingerprint)
+        completed = True
+        return summary
+    finally:
+        run_identity.release_run(storage, identity, finished=completed)
+
+
+def _train(config: JobConfig, setup: SkillSetup, strategy, storage: RunStorage, fingerprint: str) -> dict:
+    """The fit of a claimed run: sampler actor, TorchTrainer, progress lines, run outputs."""
+    import ray
+
+    from skillit_ray.sampler import create_sampler
+
     latest = checkpoint.find_latest_checkpoint(storage, fingerprint) if config.run.resume else None
-    if not config.run.resume and storage.list_directories("checkpoint_"):
+    if not config.run.resume and checkpoint.checkpoint_directories(storage):
         raise ValueError(
             f"{storage.uri('')} already holds checkpoints and run.resume=false; choose a new run.name "
             "(nothing is overwritten)"
@@ -83,7 +102,7 @@ def run_training(config: JobConfig) -> dict[str, Any]:
     trainer = torch_trainer(config, setup, storage, latest)
     if latest:
         logger.info("resuming run %s from %s", config.run.name, latest)
-    progress = outputs.ProgressPrinter(sampler_actor, config, setup)
+    progress = outputs.ProgressPrinter(sampler_actor, config, setup, lambda: run_identity.refresh_lease(storage))
     started = time.perf_counter()
     progress.start()
     try:
@@ -94,9 +113,20 @@ def run_training(config: JobConfig) -> dict[str, Any]:
     records = ray.get(sampler_actor.records.remote())
     ray.kill(sampler_actor)
     summary = outputs.write_run_outputs(storage, config, setup, records, wall_s)
-    if records["stopped"]:
+    if records["stopped"]:  # not finished: a re-run resumes from the last checkpoint instead of skipping
         raise ValueError(f"run {config.run.name}: {records['stopped']} (outputs so far in {storage.uri('')})")
     return summary
+
+
+def check_gpus_are_there(config: JobConfig) -> None:
+    """scaling.use_gpu on a local run needs a CUDA GPU here: refuse now instead of waiting forever for one."""
+    if config.scaling.use_gpu and not (config.run.ray_address or os.environ.get("RAY_ADDRESS")):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                "scaling.use_gpu=true but this machine has no CUDA GPU (torch.cuda.is_available() is False) and no "
+                "Ray cluster is named (run.ray_address / RAY_ADDRESS): set scaling.use_gpu=false or submit the job "
+                "to a GPU cluster"
+            )
 
 
 def warn_about_first_rounds(config: JobConfig, setup: SkillSetup, strategy) -> None:

@@ -120,6 +120,9 @@ def test_ray_train_restores_the_verified_checkpoint_not_its_own_newest(ray_local
     assert [record["achieved_counts"] for record in rounds] == [r["achieved_counts"] for r in expected["rounds"]]
     for record, reference in zip(rounds, expected["rounds"]):
         np.testing.assert_allclose(record["weights"], reference["weights"], rtol=1e-5)
+    summary_time = (run_directory / "summary.json").stat().st_mtime_ns
+    assert run_training(config)["steps"] == 12  # finished: a no-op that returns the summary
+    assert (run_directory / "summary.json").stat().st_mtime_ns == summary_time
 
 
 def test_a_killed_sampler_actor_costs_one_retry_and_keeps_the_trajectory(ray_local, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """A real `ray job submit`: a local Ray head on 127.0.0.1 in a temporary directory, the smoke job
 submitted with JobSubmissionClient and a working_dir runtime_env, waited for, its outputs checked,
-and only that head stopped. Token authentication is on, as on our clusters.
+and only that head stopped, by the process id of its `ray start --block`. Token authentication is on,
+as on our clusters.
 
 Run: `.venv/bin/python -m pytest tests/test_job_submission.py`.
 """
@@ -43,23 +44,41 @@ def local_head(tmp_path, monkeypatch):
     )
     ray_binary = str(Path(sys.executable).parent / "ray")
     temp_dir = Path("/tmp") / f"skillit-head-{secrets.token_hex(3)}"  # short: Unix socket paths are limited
-    subprocess.run(
-        [ray_binary, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
+    # --block keeps `ray start` in the foreground as the parent of the head's processes: ending it by its
+    # process id stops the whole head and nothing else
+    head = subprocess.Popen(
+        [ray_binary, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--num-cpus=3",
          f"--dashboard-agent-listen-port={agent_http_port}", f"--dashboard-agent-grpc-port={agent_grpc_port}",
          f"--metrics-export-port={metrics_port}", f"--runtime-env-agent-port={runtime_env_port}",
          f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-        check=True, env=environment, capture_output=True, text=True, timeout=120,
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.setenv(key, environment[key])
     try:
+        wait_for_port(dashboard_port, head)
         yield f"http://127.0.0.1:{dashboard_port}", f"127.0.0.1:{gcs_port}"
     finally:
-        # stop only the head this test started: its processes all live under its temp dir
-        subprocess.run(["pkill", "-f", str(temp_dir)], check=False)
-        time.sleep(1)
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait(timeout=30)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def wait_for_port(port: int, head: subprocess.Popen, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(f"ray start --head exited with status {head.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(1)
+    raise RuntimeError(f"the head's dashboard did not open port {port} within {timeout_s:.0f} s")
 
 
 def test_smoke_job_submitted_to_a_local_head_succeeds(local_head, tmp_path):
