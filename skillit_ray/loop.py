@@ -82,6 +82,10 @@ def training_loop(
     if config.train.compile:
         training_model = torch.compile(training_model)
     evaluation = EvaluationPoint(config, setup, context, sampler, report, model, tokenizer, parts, start_step)
+    evaluation.learning_rate, evaluation.last_counts = (
+        (lambda: scheduler.get_last_lr()[0]),
+        (lambda: rounds.last_counts),
+    )
     evaluation.checkpoint_at = evaluation.checkpoint_at if write_checkpoints else set()
     rounds = Rounds(config, plan, sampler, context, evaluation.steps)
     meter = ThroughputMeter(config, context.device, start_step)
@@ -101,24 +105,39 @@ def training_loop(
         completed = step + 1
         record = meter.train_record(completed, loss_sum, global_tokens, scheduler.get_last_lr()[0])
         if record is not None and not math.isfinite(record["train_loss"]):  # every rank sees the global loss
-            return stop_run(record, rounds.last_counts, setup.train_skills, sampler, context, meter)
+            message = non_finite_message(
+                f"training loss became {record['train_loss']}",
+                record["step"],
+                record["learning_rate"],
+                rounds.last_counts,
+                setup.train_skills,
+                context,
+            )
+            return stop_run(message, sampler, context, meter)  # fmt: skip
         if record is not None:
             evaluation.pending_train_records.append(record)
         if evaluation.is_due(completed):  # [4] evaluate and report, [5] checkpoint when due
             meter.pause()
-            evaluation.run(completed, rounds.close(completed))
+            stopped = evaluation.run(completed, rounds.close(completed))
+            if stopped:
+                message = non_finite_message(stopped, completed, scheduler.get_last_lr()[0], rounds.last_counts,
+                                             setup.train_skills, context)  # fmt: skip
+                return stop_run(message, sampler, context, meter)
     return meter.result()
 
 
-def stop_run(record, counts, skills, sampler, context, meter: ThroughputMeter) -> LoopResult:
-    """A non-finite loss: every rank stops here; the sampler records why, so the driver reports it and no
-    retry replays the divergence."""
+def non_finite_message(what: str, step: int, learning_rate: float, counts, skills, context) -> str:
     in_batch = ", ".join(f"{skill} x{int(count)}" for skill, count in zip(skills, counts) if count)
-    message = (
-        f"training loss became {record['train_loss']} at step {record['step']} (learning rate "
-        f"{record['learning_rate']:.3g}; rank {context.rank}'s batch: {in_batch}); the run stopped there: lower "
-        "train.learning_rate or raise train.warmup_steps, then re-run (it resumes from the last checkpoint)"
+    return (
+        f"{what} at step {step} (learning rate {learning_rate:.3g}; rank {context.rank}'s last batch: {in_batch}); "
+        "the run stopped there: lower train.learning_rate or raise train.warmup_steps, then re-run (it resumes "
+        "from the last checkpoint)"
     )
+
+
+def stop_run(message: str, sampler, context, meter: ThroughputMeter) -> LoopResult:
+    """A non-finite loss: every rank stops here (each saw the same all-reduced value); the sampler records
+    why, so the driver reports it and no retry replays the divergence."""
     if context.rank == 0:
         sampler.report_stop(message)
     return meter.result()
@@ -290,10 +309,14 @@ class EvaluationPoint:
     def is_due(self, step: int) -> bool:
         return step in self.steps or step in self.checkpoint_at
 
-    def run(self, step: int, round_record: tuple | None = None) -> None:
+    def run(self, step: int, round_record: tuple | None = None) -> str | None:
+        """Evaluate, report and checkpoint as due; returns what went non-finite when the run must stop, else None."""
         metrics: dict[str, Any] = {"step": step}
         if step in self.steps:
-            metrics.update(self._evaluate(step, round_record))
+            evaluated = self._evaluate(step, round_record)
+            if evaluated is None:
+                return "validation loss became non-finite"
+            metrics.update(evaluated)
         elif self.context.rank == 0:
             self.sampler.report_train(self.pending_train_records)
         self.pending_train_records = []
@@ -305,11 +328,14 @@ class EvaluationPoint:
         finally:
             if directory is not None:
                 shutil.rmtree(directory, ignore_errors=True)
+        return None
 
-    def _evaluate(self, step: int, round_record: tuple | None) -> dict[str, Any]:
+    def _evaluate(self, step: int, round_record: tuple | None) -> dict[str, Any] | None:
         val_loss, accuracy = evaluate_skills(
             self.model, self.tokenizer, self.validation_sets, self.context, self.autocast_bf16
         )
+        if not np.all(np.isfinite(val_loss)):  # all-reduced: every rank sees it
+            return None
         if self.context.rank == 0:
             self.sampler.report_evaluation(step, val_loss, accuracy)
             self.sampler.report_train(self.pending_train_records)
