@@ -1,6 +1,6 @@
 """`skillit-ray`: the command line. One subcommand per stage; every run value comes from YAML + `--set`.
 
-    skillit-ray prepare lego|addition --out DIR        skill-partitioned parquet shards + manifest
+    skillit-ray prepare lego|addition|staircase --out DIR   skill-partitioned parquet shards + manifest
     skillit-ray prepare table --input TABLE --skill-column C --text-column T --out DIR
                         [--val-rows N | --val-fraction F] [--tokenizer-vocab-size N | --tokenizer PATH]
     skillit-ray train    --config FILE [--set k=v ...] one training run (Ray Train + sampler actor)
@@ -40,10 +40,10 @@ def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True
 
 def _add_prepare_parser(commands) -> None:
     prepare = commands.add_parser("prepare", help="write skill-partitioned parquet shards (generators or a table)")
-    prepare.add_argument("source", choices=["lego", "addition", "table"])
+    prepare.add_argument("source", choices=["lego", "addition", "staircase", "table"])
     prepare.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
     prepare.add_argument("--overwrite", action="store_true", help="clear a non-empty --out first")
-    prepare.add_argument("--rows-per-skill", type=int, default=20000, help="lego/addition: training rows per skill")
+    prepare.add_argument("--rows-per-skill", type=int, default=20000, help="generators: training rows per skill")
     prepare.add_argument("--rows-per-part", type=int, default=2000, help="rows per parquet part file")
     table = prepare.add_argument_group("table", "prepare table: a table with a skill column")
     table.add_argument("--input", help="parquet file/dir/glob, JSONL, CSV, a datasets directory, or hf:NAME")

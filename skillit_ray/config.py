@@ -32,7 +32,8 @@ from skillit_ray.run_config import (
 from skillit_ray.typed_config import apply_override, build_dataclass, describe_fields, dotted_keys, read_yaml_mapping
 
 SETTINGS = ("pretraining", "finetuning", "out_of_domain")
-DATA_SOURCES = ("lego", "addition", "parquet", "table")
+GENERATOR_SOURCES = ("lego", "addition", "staircase")
+DATA_SOURCES = (*GENERATOR_SOURCES, "parquet", "table")
 GRAPH_PREPROCESSING = ("none", "paper_binary")
 LOSS_REDUCTIONS = ("auto", "sum", "mean")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -57,7 +58,7 @@ class DataConfig:
     """Where the skills come from and how samples become token sequences."""
 
     source: str = "lego"
-    """"lego" or "addition" (built-in generators), "parquet" (a directory written by `skillit-ray
+    """"lego", "addition" or "staircase" (built-in generators), "parquet" (a directory written by `skillit-ray
     prepare`) or "table" (a table with a skill column, read as is: parquet, JSONL, CSV or a datasets
     directory; see `data/table.py`)."""
     path: str = ""
@@ -93,6 +94,12 @@ class DataConfig:
     """LEGO chain length k; also the number of LEGO skills."""
     addition_num_digits: int = 3
     """Digits per addition operand; also the number of addition skills."""
+    staircase_num_skills: int = 4
+    """Staircase chain (`skills/staircase.py`): skills; skill i asks for the i-th variable of the chain."""
+    staircase_chain_length: int = 12
+    """Staircase chain: variables per sentence (those after the asked ones are distractors)."""
+    staircase_negation_probability: float = 0.25
+    """Staircase chain: probability that an asked variable's modifier negates its parent (<= 0.5)."""
     shuffle_buffer_rows: int = 1000
     """Rows in each per-skill local shuffle buffer (0 disables shuffling inside a stream)."""
     parquet_split: str = "files"
@@ -139,6 +146,15 @@ class DataConfig:
             f"data.lego_num_variables={self.lego_num_variables} must be in 1..26 (one letter per variable)",
         )
         require(self.addition_num_digits >= 1, f"data.addition_num_digits={self.addition_num_digits} must be >= 1")
+        require(
+            1 <= self.staircase_num_skills <= self.staircase_chain_length <= 26,
+            f"data.staircase_num_skills={self.staircase_num_skills} <= data.staircase_chain_length="
+            f"{self.staircase_chain_length} <= 26 must hold",
+        )
+        require(
+            0 < self.staircase_negation_probability <= 0.5,
+            f"data.staircase_negation_probability={self.staircase_negation_probability} must be in (0, 0.5]",
+        )
         require(self.shuffle_buffer_rows >= 0, f"data.shuffle_buffer_rows={self.shuffle_buffer_rows} must be >= 0")
         require(
             self.parquet_split in ("files", "positions"),

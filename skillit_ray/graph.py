@@ -49,6 +49,7 @@ from skillit_ray.storage import RunStorage, read_file
 GRAPH_JSON_FILE = "graph.json"
 GRAPH_NPY_FILE = "graph.npy"
 NORMALIZATIONS = ("raw", "relative")
+COMMON_DROP_RULES = ("keep", "row_min", "column_mean")
 DIAGONAL_RULES = ("keep", "one", "zero")
 GRAPH_JSON_KEYS = (
     "train_skills",
@@ -61,6 +62,7 @@ GRAPH_JSON_KEYS = (
     "raw_graph",
     "graph",
     "normalization",
+    "common_drop",
     "threshold",
     "diagonal",
     "density",
@@ -268,30 +270,26 @@ def normalize_graph(
     *,
     train_skills: Sequence[str],
     eval_skills: Sequence[str],
+    common_drop: str = "keep",
 ) -> np.ndarray:
-    """Apply, in this order: normalization, threshold, diagonal rule.
+    """Apply, in this order: normalization, common-drop removal, threshold, diagonal rule.
 
     1. normalization: "raw" keeps loss drops; "relative" divides column j by L_j(before), as Aioli does.
+    1b. common_drop: "keep" (the paper); "row_min" subtracts from row i its smallest entry, the drop
+       that training on skill i gives every evaluation skill alike (from scratch, every short run first
+       learns what all skills share: the answer format, the token statistics), which otherwise makes
+       the graph nearly complete and, at the paper's eta, collapses the mixture; "column_mean"
+       subtracts from column j its mean over training skills (alone it shifts every logit equally, so
+       it matters only with a threshold or a diagonal rule).
     2. threshold: entries <= threshold become 0 (None keeps every entry, negatives included, as the
        official code does).
     3. diagonal at positions where training skill i and evaluation skill j have the same name:
        "keep", "one" (the official static path) or "zero" (the paper's heatmaps). Out-of-domain graphs
        have no such position, so the rule changes nothing there.
 
-    Args:
-        raw: Raw k x m graph from `linear_graph` or `brute_force_graph`.
-        initial_losses: L_j(before), shape (m,).
-        normalization: "raw" or "relative".
-        threshold: Cut-off, or None for none.
-        diagonal: "keep", "one" or "zero".
-        train_skills: k training skill names (rows).
-        eval_skills: m evaluation skill names (columns).
-
-    Returns:
-        A new k x m float64 array; `raw` is not modified.
-
-    Raises:
-        ValueError: On an unknown option, mismatched shapes, or a non-positive initial loss with "relative".
+    `raw` (k x m, from `linear_graph` or `brute_force_graph`) is not modified; `initial_losses` are the
+    L_j(before); rows and columns are named by `train_skills` and `eval_skills`. Raises ValueError on an
+    unknown option, mismatched shapes, or a non-positive initial loss with "relative".
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"graph.normalization={normalization!r} is not one of {list(NORMALIZATIONS)}")
@@ -312,6 +310,12 @@ def normalize_graph(
                 f"graph.normalization=relative divides by the initial losses {before.tolist()}, which must be positive"
             )
         graph = graph / before[np.newaxis, :]
+    if common_drop not in COMMON_DROP_RULES:
+        raise ValueError(f"graph.common_drop={common_drop!r} is not one of {list(COMMON_DROP_RULES)}")
+    if common_drop == "row_min":
+        graph = graph - graph.min(axis=1, keepdims=True)
+    elif common_drop == "column_mean":
+        graph = graph - graph.mean(axis=0, keepdims=True)
     # 2. threshold
     if threshold is not None:
         graph[graph <= threshold] = 0.0
@@ -343,6 +347,7 @@ def write_graph(
     threshold: float | None,
     diagonal: str,
     extra: dict[str, Any] | None = None,
+    common_drop: str = "keep",
 ) -> Path | str:
     """Write `graph.npy` (the normalized A) and `graph.json` (A plus how it was measured) through storage.
 
@@ -382,6 +387,7 @@ def write_graph(
         "raw_graph": raw.tolist(),
         "graph": normalized.tolist(),
         "normalization": normalization,
+        "common_drop": common_drop,
         "threshold": threshold,
         "diagonal": diagonal,
         "density": _finite_or_none(graph_density(normalized, rows, columns)),

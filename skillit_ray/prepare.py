@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from skillit_ray.config import JobConfig
+from skillit_ray.config import GENERATOR_SOURCES, JobConfig
 from skillit_ray.data import MANIFEST_FILE, generator_options
 from skillit_ray.skills import Sample, get_skill_generator
 from skillit_ray.skills.tokenizer import build_tokenizer, save_tokenizer
@@ -72,8 +72,8 @@ def prepare_synthetic(
     overwrite: bool = False,
 ) -> Path:
     """Write `rows_per_skill` training rows per skill plus the validation sets; returns the manifest path."""
-    if source not in ("lego", "addition"):
-        raise ValueError(f"prepare source {source!r} must be lego or addition")
+    if source not in GENERATOR_SOURCES:
+        raise ValueError(f"prepare source {source!r} must be one of {', '.join(GENERATOR_SOURCES)}")
     if rows_per_skill < 1 or rows_per_part < 1:
         raise ValueError(f"rows_per_skill={rows_per_skill} and rows_per_part={rows_per_part} must be >= 1")
     config.data.source = source

@@ -105,8 +105,13 @@ class GraphConfig:
     """Linear warm-up steps of each short run (its own: train.warmup_steps would eat most of a short run)."""
     lr_schedule: str = "constant"
     """Short runs' decay after warm-up: constant (the whole run at full rate), linear or cosine."""
-    normalization: str = "raw"
-    """"raw" loss drops, or "relative" to the initial loss (as Aioli does)."""
+    normalization: str = "relative"
+    """"relative" loss drops (divided by the initial loss, as Aioli does: comparable across skills and
+    datasets) or "raw" (the paper's loss drops in nats)."""
+    common_drop: str = "row_min"
+    """"row_min" subtracts from each row the drop its short run gave every skill alike (what all skills
+    share, e.g. the answer format: without it a from-scratch graph is nearly complete and the mixture
+    collapses; measured in docs/RESULTS.md), "column_mean", or "keep" (the paper)."""
     threshold: float | None = None
     """Entries at or below this become 0 (None keeps negatives, as the official code does)."""
     diagonal: str = "keep"
@@ -126,6 +131,7 @@ class GraphConfig:
         choice("graph.method", self.method, GRAPH_METHODS)
         choice("graph.normalization", self.normalization, GRAPH_NORMALIZATIONS)
         choice("graph.diagonal", self.diagonal, GRAPH_DIAGONAL_RULES)
+        choice("graph.common_drop", self.common_drop, ("keep", "row_min", "column_mean"))
         choice("graph.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         require(self.steps >= 1, f"graph.steps={self.steps} must be >= 1")
         require(

@@ -129,6 +129,7 @@ def assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], direc
         diagonal=config.graph.diagonal,
         train_skills=setup.train_skills,
         eval_skills=setup.eval_skills,
+        common_drop=config.graph.common_drop,
     )
     deltas = graph_math.loss_drops(initial, losses_after)
     mixture = config.mixture
@@ -152,6 +153,7 @@ def assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], direc
         threshold=config.graph.threshold,
         diagonal=config.graph.diagonal,
         extra=extra,
+        common_drop=config.graph.common_drop,
     )
     from skillit_ray import report
 

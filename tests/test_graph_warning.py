@@ -41,3 +41,17 @@ def test_a_graph_with_equal_rows_is_practically_stratified():
 def test_an_intermediate_setting_gets_no_warning():
     graph = np.eye(5) + 0.5 * np.eye(5, k=1)  # a chain, the paper's 0.5 edges
     assert mixture_warning(graph, np.full(5, 0.7), 0.5, 3, "sum", SKILLS) is None
+
+
+def test_row_min_removes_the_drop_a_short_run_gives_every_skill():
+    from skillit_ray.graph import normalize_graph
+
+    structure = np.array([[1.9, 0.8, 0.2, 0.0], [0.0, 0.0, 0.01, 0.01], [0.0, 0.0, 0.0, 0.01], [0.0, 0.0, 0.0, 0.0]])
+    raw = structure + 2.6  # every from-scratch short run first learns the answer format: all losses drop ~2.6
+    names = ["s1", "s2", "s3", "s4"]
+    kept = normalize_graph(raw, np.full(4, 3.0), "raw", None, "keep", train_skills=names, eval_skills=names)
+    removed = normalize_graph(
+        raw, np.full(4, 3.0), "raw", None, "keep", train_skills=names, eval_skills=names, common_drop="row_min"
+    )
+    np.testing.assert_allclose(removed, structure, atol=1e-12)
+    assert (kept > 0).all()  # complete: every entry carries the shared drop

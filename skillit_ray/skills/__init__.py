@@ -1,4 +1,4 @@
-"""Synthetic skills (LEGO, addition), their word-level tokenizer and answer-token evaluators.
+"""Synthetic skills (LEGO, addition, the staircase chain), their word-level tokenizer and answer-token evaluators.
 
 Place in the flow: **generators** -> tokenizer -> data streams -> training/eval. Everything
 here is pure Python/numpy/torch (no Ray) so that any worker can import it.
@@ -13,10 +13,12 @@ from typing import Any
 from skillit_ray.skills.addition import AdditionGenerator, solve_addition
 from skillit_ray.skills.base import Sample, SkillGenerator
 from skillit_ray.skills.lego import LegoGenerator, solve_lego
+from skillit_ray.skills.staircase import StaircaseGenerator, solve_staircase
 
 SKILL_GENERATORS: dict[str, type[SkillGenerator]] = {
     "lego": LegoGenerator,
     "addition": AdditionGenerator,
+    "staircase": StaircaseGenerator,
 }
 """Registry of generator families by name."""
 
@@ -46,7 +48,9 @@ __all__ = [
     "LegoGenerator",
     "Sample",
     "SkillGenerator",
+    "StaircaseGenerator",
     "get_skill_generator",
     "solve_addition",
     "solve_lego",
+    "solve_staircase",
 ]
