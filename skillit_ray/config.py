@@ -239,6 +239,17 @@ class MixtureConfig:
     """Sample-level curriculum pacing: rounds until the whole ordered pool is available (M)."""
     curriculum_pool_size: int = 0
     """Sample-level curriculum: samples scored by the initial model (0: steps x batch)."""
+    uniform_mix: float = 0.0
+    """Collapse guard for skillit/static/no_graph/aioli, a deviation from the paper (0: off, the paper):
+    p = (1 - uniform_mix) p + uniform_mix / k, so every skill keeps at least uniform_mix / k of the data."""
+    aioli_rounds_per_update: int = 10
+    """Aioli: rounds (its sub-rounds) per update; the first k x aioli_probe_sweeps of them are probes."""
+    aioli_probe_sweeps: int = 1
+    """Aioli (lp_rounds): probe sweeps over the k skills per update."""
+    aioli_one_hot_factor: float = 0.5
+    """Aioli: the probed skill's share in a probe mixture (1: one-hot)."""
+    aioli_ema: float = 0.5
+    """Aioli: weight of the previous interaction matrix in its moving average (0: the latest only)."""
 
     def validate(self) -> None:
         choice("mixture.strategy", self.strategy, list(mixture_strategies.STRATEGIES))
@@ -254,6 +265,8 @@ class MixtureConfig:
         require(0.0 <= self.mixing_fraction < 1.0, f"mixture.mixing_fraction={self.mixing_fraction} must be in [0, 1)")
         require(self.curriculum_num_epochs >= 1, "mixture.curriculum_num_epochs must be >= 1")
         require(self.curriculum_pool_size >= 0, "mixture.curriculum_pool_size must be >= 0")
+        require(0.0 <= self.uniform_mix <= 1.0, f"mixture.uniform_mix={self.uniform_mix} must be in [0, 1] (0 = off)")
+        require(0.0 <= self.aioli_ema < 1.0, f"mixture.aioli_ema={self.aioli_ema} must be in [0, 1)")
         self._validate_graph()
         _finite_non_negative("mixture.proportions", self.proportions)
         _finite_non_negative("mixture.prior", self.prior)

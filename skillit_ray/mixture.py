@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from skillit_ray.aioli import interaction_matrix, normalize_interactions, smoothed_one_hot
 from skillit_ray.quotas import (  # noqa: F401  (re-exported: part of this module's public API)
     _as_weights,
     curriculum_pool_skills,
@@ -32,6 +33,7 @@ from skillit_ray.quotas import (  # noqa: F401  (re-exported: part of this modul
     rank_row_range,
     round_quotas,
     round_skill_schedule,
+    seeded_rng,
     split_quotas_across_ranks,
     step_rank_quotas,
 )
@@ -138,16 +140,19 @@ class SkillItMixture(MixtureStrategy):
     reduce: str = "sum"
     prior: np.ndarray | None = None
     online: bool = True
+    uniform_mix: float = 0.0
     name = "skillit"
 
     def __post_init__(self) -> None:
         self.graph = _as_graph(self.graph, num_train_skills=self.num_train_skills)
         # Checks eta, window, reduce and prior once, up front, with the empty history.
         skillit_weights(self.graph, [], self.eta, self.window, self.reduce, self.prior)
+        mix_with_uniform(np.ones(self.num_train_skills), self.uniform_mix)
 
     def weights_for_round(self, round_index: int) -> np.ndarray:
         history = self.loss_history if (self.online and round_index > 0) else []
-        return skillit_weights(self.graph, history, self.eta, self.window, self.reduce, self.prior)
+        weights = skillit_weights(self.graph, history, self.eta, self.window, self.reduce, self.prior)
+        return mix_with_uniform(weights, self.uniform_mix)
 
     @classmethod
     def from_options(cls, options: StrategyOptions, online: bool = True, identity_graph: bool = False):
@@ -160,6 +165,7 @@ class SkillItMixture(MixtureStrategy):
             reduce=options.window_reduction,
             prior=np.asarray(options.prior, dtype=np.float64) if options.prior else None,
             online=online,
+            uniform_mix=options.uniform_mix,
         )
 
 
@@ -215,6 +221,88 @@ class SkillCurriculumMixture(MixtureStrategy):
         )
 
 
+def mix_with_uniform(weights: Any, uniform_mix: float) -> np.ndarray:
+    """The collapse guard (a stated deviation from the paper, off at 0): (1 - lambda) p + lambda / k, so a
+    saturated softmax cannot starve a skill whose loss the next update needs."""
+    if not 0.0 <= uniform_mix <= 1.0:
+        raise ValueError(f"mixture.uniform_mix={uniform_mix} must be in [0, 1] (0: the paper's update)")
+    probabilities = normalize(weights)
+    return (1.0 - uniform_mix) * probabilities + uniform_mix / probabilities.size
+
+
+@dataclass
+class AioliMixture(MixtureStrategy):
+    """Aioli (`aioli.py`): the interaction matrix re-estimated online from probes inside the run.
+
+    Rounds are Aioli's sub-rounds. Every `rounds_per_update` rounds form one update: its first
+    k x `probe_sweeps` rounds are probes (smoothed one-hot mixtures, skills in a seeded order, trained
+    on for real, so they count in the budget), the rest train on p proportional to
+    exp(eta * column sums of the EMA of the normalized interaction matrices). It reads the evaluation
+    at every round boundary (the loop evaluates at every round end).
+    """
+
+    eta: float = 0.2
+    total_steps: int = 0
+    num_rounds: int = 1
+    rounds_per_update: int = 10
+    probe_sweeps: int = 1
+    one_hot_factor: float = 0.5
+    ema: float = 0.5
+    seed: int = 0
+    uniform_mix: float = 0.0
+    name = "aioli"
+
+    def __post_init__(self) -> None:
+        probes = self.num_train_skills * self.probe_sweeps
+        if self.rounds_per_update <= probes:
+            raise ValueError(
+                f"mixture.aioli_rounds_per_update={self.rounds_per_update} must exceed k x aioli_probe_sweeps = "
+                f"{probes} (the probe rounds), so that every update trains on its new mixture"
+            )
+        if not 1.0 / self.num_train_skills < self.one_hot_factor <= 1.0 and self.num_train_skills > 1:
+            raise ValueError(f"mixture.aioli_one_hot_factor={self.one_hot_factor} must be in (1/k, 1]")
+        mix_with_uniform(np.ones(self.num_train_skills), self.uniform_mix)
+
+    def probe_order(self, update_index: int) -> list[int]:
+        generator = seeded_rng(self.seed, update_index, 0xA101)
+        return [int(skill) for _ in range(self.probe_sweeps) for skill in generator.permutation(self.num_train_skills)]
+
+    def _losses_at_round_start(self, round_index: int) -> np.ndarray:
+        step = round_index * self.total_steps // self.num_rounds
+        if step not in self.loss_steps:
+            raise ValueError(f"aioli needs the evaluation at step {step}, the start of round {round_index}")
+        return np.asarray(self.loss_history[self.loss_steps.index(step)], dtype=np.float64)
+
+    def weights_for_round(self, round_index: int) -> np.ndarray:
+        update_index, position = divmod(round_index, self.rounds_per_update)
+        order = self.probe_order(update_index)
+        if position < len(order):
+            return smoothed_one_hot(self.num_train_skills, order[position], self.one_hot_factor)
+        smoothed = None
+        for index in range(update_index + 1):
+            first = index * self.rounds_per_update
+            probes = self.probe_order(index)
+            after = [self._losses_at_round_start(first + offset + 1) for offset in range(len(probes))]
+            matrix = normalize_interactions(
+                interaction_matrix(self._losses_at_round_start(first), after, probes, self.one_hot_factor)
+            )
+            smoothed = matrix if smoothed is None else (1.0 - self.ema) * matrix + self.ema * smoothed
+        logits = self.eta * smoothed.sum(axis=0)
+        weights = np.exp(logits - logits.max())
+        return mix_with_uniform(weights / weights.sum(), self.uniform_mix)
+
+    @classmethod
+    def from_options(cls, options: StrategyOptions) -> AioliMixture:
+        if options.num_train_skills != options.num_eval_skills:
+            raise ValueError("aioli learns a square interaction matrix: use the pretraining setting")
+        return cls(
+            num_train_skills=options.num_train_skills, eta=options.eta, total_steps=options.total_steps,
+            num_rounds=options.num_rounds, seed=options.seed, uniform_mix=options.uniform_mix,
+            rounds_per_update=options.aioli_rounds_per_update, probe_sweeps=options.aioli_probe_sweeps,
+            one_hot_factor=options.aioli_one_hot_factor, ema=options.aioli_ema,
+        )  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- the registry
 
 
@@ -233,6 +321,13 @@ class StrategyOptions:
     proportions: list[float]
     prior: list[float]
     mixing_fraction: float
+    uniform_mix: float = 0.0
+    total_steps: int = 0
+    seed: int = 0
+    aioli_rounds_per_update: int = 10
+    aioli_probe_sweeps: int = 1
+    aioli_one_hot_factor: float = 0.5
+    aioli_ema: float = 0.5
 
     @property
     def window_reduction(self) -> str:
@@ -274,6 +369,8 @@ STRATEGIES: dict[str, StrategySpec] = {
     # Sample-level curricula draw from the same (imbalanced) pool as random, ordered by the initial loss.
     "curriculum": StrategySpec(FixedMixture.given, sample_order="easy_first", uses_graph=False),
     "anticurriculum": StrategySpec(FixedMixture.given, sample_order="hard_first", uses_graph=False),
+    # Beyond the paper: the interaction matrix re-estimated online (Aioli, Chen et al. 2024).
+    "aioli": StrategySpec(AioliMixture.from_options, uses_graph=False),
 }
 """Every `mixture.strategy`, by name."""
 
@@ -352,4 +449,11 @@ def strategy_from_config(config: JobConfig, train_skills: list[str], eval_skills
         proportions=mixture.proportions,
         prior=mixture.prior,
         mixing_fraction=mixture.mixing_fraction,
+        uniform_mix=mixture.uniform_mix,
+        total_steps=config.train.steps,
+        seed=config.train.seed,
+        aioli_rounds_per_update=mixture.aioli_rounds_per_update,
+        aioli_probe_sweeps=mixture.aioli_probe_sweeps,
+        aioli_one_hot_factor=mixture.aioli_one_hot_factor,
+        aioli_ema=mixture.aioli_ema,
     )
