@@ -66,7 +66,7 @@ def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps:
     if config.train.compile:
         model = torch.compile(model)
     batch = torch.randint(3, vocab_size, (config.train.batch_size, config.data.sequence_length), device=device)
-    autocast = device.type == "cuda" and config.train.precision in ("auto", "bf16")
+    autocast = config.train.autocast_bf16(device.type)
     timed_steps = config.train.steps
     for step in range(warmup_steps + timed_steps):
         if step == warmup_steps:
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", default="docs/RESULTS.md", help="efficiency: the markdown report")
     parser.add_argument("--settings", default="", help="efficiency: comma-separated setting names (default all)")
     parser.add_argument("--seeds", default="0,1,2", help="efficiency: comma-separated seeds")
+    parser.add_argument("--strategies", default="", help="efficiency: comma-separated strategies (default all)")
     parser.add_argument("--profile", choices=["full", "quick"], default="full")
     parser.add_argument("--workers", type=int, default=2, help="efficiency: runs at a time (one thread each)")
     arguments = parser.parse_args(argv)
@@ -220,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = [name for name in arguments.settings.split(",") if name] or None
         seeds = [int(seed) for seed in arguments.seeds.split(",")]
-        results = efficiency(arguments.out, settings, seeds, arguments.profile, arguments.workers, arguments.report)
+        strategies = [name for name in arguments.strategies.split(",") if name] or None
+        results = efficiency(
+            arguments.out, settings, seeds, arguments.profile, arguments.workers, arguments.report, strategies
+        )
         result = {name: {label: round(entry["final_mean"], 4) for label, entry in setting["summary"].items()}
                   for name, setting in results["settings"].items()}  # fmt: skip
     elif arguments.which == "throughput":

@@ -331,7 +331,8 @@ class TrainConfig:
     seed: int = 0
     """Seeds model init, data order and quota splits. Same seed, same mixture trajectory."""
     precision: str = "auto"
-    """auto (bf16 autocast on GPU, fp32 on CPU), fp32, bf16."""
+    """auto (bf16 autocast on GPU, fp32 on CPU), fp32, or bf16 (autocast on GPU and CPU: 1.5x faster for the
+    tiny model on a CPU with AVX512-BF16, slower on CPUs without it; weights and losses stay fp32)."""
     compile: bool = False
     """torch.compile the model (GPU runs)."""
     log_every_n_steps: int = 10
@@ -353,6 +354,10 @@ class TrainConfig:
         require(self.grad_clip_norm >= 0, f"train.grad_clip_norm={self.grad_clip_norm} must be >= 0")
         require(self.log_every_n_steps >= 1, "train.log_every_n_steps must be >= 1")
         require(0 <= self.seed < 2**32, f"train.seed={self.seed} must be in 0..2**32-1 (numpy and torch seeds)")
+
+    def autocast_bf16(self, device_type: str) -> bool:
+        """Whether forward passes run under bf16 autocast on this device type."""
+        return self.precision == "bf16" or (self.precision == "auto" and device_type == "cuda")
 
     def steps_in_round(self, round_index: int, num_rounds: int) -> tuple[int, int]:
         """[start, end) steps of a round: round r covers steps r*S//T .. (r+1)*S//T.

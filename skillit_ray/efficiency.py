@@ -20,6 +20,7 @@ test suite.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,6 +37,9 @@ from skillit_ray.efficiency_settings import SETTINGS, Setting, prepare_data
 from skillit_ray.storage import write_file
 
 logger = logging.getLogger("skillit_ray")
+
+TUNE_SEED = 100
+"""Seed of the eta-tuning runs: not one of the reported seeds, so the choice does not favour them."""
 
 
 def _lower_is_better(metric: str) -> bool:
@@ -84,9 +88,9 @@ def _learn_graph(setting: Setting, base: list[str], directory: Path) -> tuple[st
 
 
 def run_setting(setting: Setting, seeds: list[int], out: Path, data_overrides: list[str], workers: int) -> dict:
-    """Learn the graph (when a strategy needs one), then every (strategy, seed) run not already in runs.jsonl."""
-    runs_path = out / "runs.jsonl"
-    done = {(run["setting"], run["strategy"], run["seed"]) for run in _read_runs(runs_path)}
+    """The default pipeline for the setting, resumable: learn the graph (when a strategy needs one), pick
+    eta from `setting.eta_grid` on a tuning seed (as `skillit-ray tune` with `tune.eta_grid`), then every
+    (strategy, seed) run not already in runs.jsonl."""
     base = [*setting.overrides, *data_overrides]
     graph_json, graph_s = "", 0.0
     if any(label in setting.needs_graph for label in setting.strategies):
@@ -95,24 +99,50 @@ def run_setting(setting: Setting, seeds: list[int], out: Path, data_overrides: l
             graph_json = str(graph_file)
         else:
             graph_json, graph_s = _learn_graph(setting, base, out / "graphs" / setting.name)
+    graph = [f"mixture.graph_path={graph_json}"] if graph_json else []
+    eta, tuning = _tune_eta(setting, [*base, *graph], out, workers)
+    tuned = [f"mixture.eta={eta}"] if eta is not None else []
     jobs = []
     for label, extra in setting.strategies.items():
-        graph = [f"mixture.graph_path={graph_json}"] if label in setting.needs_graph else []
-        for seed in seeds:
-            if (setting.name, label, seed) not in done:
-                overrides = [*base, *graph, *extra, f"train.seed={seed}"]
-                jobs.append({"setting": setting.name, "strategy": label, "seed": seed, "overrides": overrides})
-    finished = map(_run_one, jobs) if workers == 0 else None
-    if finished is None:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-        finished = pool.map(_run_one, jobs)
+        uses = [*(graph if label in setting.needs_graph else []), *(tuned if label in setting.tuned else [])]
+        jobs += [_job(setting.name, label, seed, [*base, *uses, *extra]) for seed in seeds]
+    _execute(jobs, out, workers)
+    return {"graph_json": graph_json, "graph_learning_s": graph_s, "tuned_eta": eta, "tuning": tuning}
+
+
+def _job(setting: str, label: str, seed: int, overrides: list[str]) -> dict[str, Any]:
+    return {"setting": setting, "strategy": label, "seed": seed, "overrides": [*overrides, f"train.seed={seed}"]}
+
+
+def _tune_eta(setting: Setting, base: list[str], out: Path, workers: int) -> tuple[float | None, dict]:
+    """The eta of `setting.eta_grid` whose Skill-it run on `TUNE_SEED` ends best (the headline metric)."""
+    if not setting.eta_grid:
+        return None, {}
+    name = f"{setting.name}/tune"
+    _execute([_job(name, f"eta={eta}", TUNE_SEED, [*base, "mixture.strategy=skillit", f"mixture.eta={eta}"])
+              for eta in setting.eta_grid], out, workers)  # fmt: skip
+    finals = {run["strategy"]: headline(run, setting.metric) for run in _read_runs(out / "runs.jsonl")
+              if run["setting"] == name}  # fmt: skip
+    choose = min if _lower_is_better(setting.metric) else max
+    best = choose(finals, key=finals.get)
+    return float(best.split("=", 1)[1]), {"seed": TUNE_SEED, "final_by_eta": finals}
+
+
+def _execute(jobs: list[dict[str, Any]], out: Path, workers: int) -> None:
+    """Run the jobs not yet in runs.jsonl, `workers` at a time, appending each result as it finishes."""
+    runs_path = out / "runs.jsonl"
+    done = {(run["setting"], run["strategy"], run["seed"]) for run in _read_runs(runs_path)}
+    jobs = [job for job in jobs if (job["setting"], job["strategy"], job["seed"]) not in done]
+    if not jobs:
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers else None
+    finished = pool.map(_run_one, jobs) if pool else map(_run_one, jobs)
     for run in finished:
         lines = [json.dumps(line) for line in _read_runs(runs_path)] + [json.dumps(run)]
         write_file(runs_path, ("\n".join(lines) + "\n").encode())
         logger.info("%s / %s / seed %d: %.0f s", run["setting"], run["strategy"], run["seed"], run["wall_s"])
-    if workers:
+    if pool:
         pool.shutdown()
-    return {"graph_json": graph_json, "graph_learning_s": graph_s}
 
 
 def _read_runs(path: Path) -> list[dict[str, Any]]:
@@ -183,6 +213,7 @@ def efficiency(
     profile: str = "full",
     workers: int = 2,
     report_path: str = "",
+    strategies: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark (resuming from `<out>/runs.jsonl`) and write results.json, plots and the report.
 
@@ -191,6 +222,9 @@ def efficiency(
     from skillit_ray.efficiency_report import write_report
 
     chosen = [SETTINGS[profile][name] for name in (settings or list(SETTINGS[profile]))]
+    if strategies:  # a subset of every setting's strategies (e.g. skillit,stratified,random)
+        chosen = [dataclasses.replace(setting, strategies={label: extra for label, extra in setting.strategies.items()
+                                                           if label in strategies}) for setting in chosen]  # fmt: skip
     seeds = seeds if seeds is not None else [0, 1, 2]
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)

@@ -90,17 +90,44 @@ def write_report(results: dict[str, Any], directory: Path, settings: dict[str, A
         skills = _skill_names(result, runs, name)
         plot = plot_setting(name, [run for run in runs if run["setting"] == name], result["metric"],
                             directory / f"{name}.png")  # fmt: skip
-        graph = f" Graph learned by the system's own short runs in {result['graph_learning_s']:.0f} s." if result.get(
-            "graph_learning_s") else ""  # fmt: skip
         sections += [
             f"## {result['title']}\n",
-            f"Config: `{' '.join(result['overrides'])}`.{graph} {result.get('notes', '')}\n",
+            f"Config: `{' '.join(result['overrides'])}`. {result.get('notes', '')}\n",
+            *pipeline_lines(result),
             setting_table(result, skills) + "\n",
             f"![{name}]({Path(str(plot)).name})\n",
         ]
     path = report_path or str(directory / "RESULTS.md")
     write_file(path, "\n".join(sections).encode())
     return path
+
+
+def pipeline_lines(result: dict[str, Any]) -> list[str]:
+    """What the default pipeline chose for the setting: the learned graph, its warning, the tuned eta."""
+    lines = []
+    if result.get("graph_json"):
+        document = json.loads(Path(result["graph_json"]).read_text())
+        rows = "; ".join(f"{skill}: [{', '.join(f'{value:.2f}' for value in row)}]"
+                         for skill, row in zip(document["train_skills"], document["graph"]))  # fmt: skip
+        learned = f" in {result['graph_learning_s']:.0f} s" if result.get("graph_learning_s") else ""
+        lines.append(
+            f"Skills graph learned by the system's own short runs{learned} ({document['method']}, "
+            f"{document['steps']} steps, {document['normalization']}, common drop {document.get('common_drop')}; "
+            f"rows = training skills, columns = {', '.join(document['eval_skills'])}): {rows}.\n"
+        )
+        if document.get("mixture_warning"):
+            lines.append(f"Graph warning at the configured eta: {document['mixture_warning']}\n")
+    if result.get("tuned_eta") is not None:
+        tried = ", ".join(
+            f"{label.split('=')[1]}: {value:.3f}"
+            for label, value in sorted(
+                result["tuning"]["final_by_eta"].items(), key=lambda item: float(item[0].split("=")[1])
+            )
+        )
+        seed = result["tuning"]["seed"]
+        lines.append(f"Skill-it's eta chosen on tuning seed {seed} (final headline by eta: {tried}): "
+                     f"**eta = {result['tuned_eta']:g}**, used by skillit, static and no_graph.\n")  # fmt: skip
+    return lines
 
 
 def _skill_names(result: dict[str, Any], runs: list[dict[str, Any]], name: str) -> list[str]:

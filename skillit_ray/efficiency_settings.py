@@ -13,6 +13,7 @@ guard) where it differs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ class Setting:
     graph_overrides: tuple[str, ...] = ()
     notes: str = ""
     needs_graph: tuple[str, ...] = field(default=("skillit", "static"))
+    eta_grid: tuple[float, ...] = ()
+    """Etas tried for Skill-it on the tuning seed (empty: the setting's eta as given)."""
+    tuned: tuple[str, ...] = ("skillit", "static", "no_graph")
+    """Strategies that run with the tuned eta."""
 
 
 TEXT_SKILLS = ["c_headers", "configs", "licenses", "package_docs", "python"]
@@ -41,15 +46,25 @@ TEXT_SKILLS = ["c_headers", "configs", "licenses", "package_docs", "python"]
 PAPER_LEGO = (
     "data.source=lego", "data.lego_num_variables=5", "model.size=tiny", "train.batch_size=32",
     "train.learning_rate=1e-3", "mixture.num_rounds=6", "mixture.window=3", "mixture.eta=0.5",
-    "mixture.graph_preprocessing=none",
+    "mixture.graph=[[1,0,0,0,0],[1,1,1,1,0],[0,0,1,0,0],[0,0,0,1,0],[0,0,0,0,1]]",
+    "mixture.graph_preprocessing=paper_binary",
 )  # fmt: skip
+"""LEGO as the paper runs it (`scripts/lego/pt/skillit.sh`): its graph, eta, T and window; from scratch here."""
 PAPER_ADDITION = (
     "data.source=addition", "data.addition_num_digits=3", "model.size=tiny", "train.batch_size=32",
     "train.learning_rate=1e-3", "mixture.num_rounds=5", "mixture.window=3", "mixture.eta=0.1",
+    "mixture.graph=[[1,0,0],[1,1,0],[0,0,1]]", "mixture.graph_preprocessing=paper_binary",
 )  # fmt: skip
 TEXT = (
     "model.size=tiny", "data.sequence_length=128", "data.pack_sequences=true", "train.batch_size=16",
-    "train.learning_rate=1e-3", "mixture.num_rounds=6", "mixture.window=3", "data.num_val_per_skill=100",
+    "train.learning_rate=1e-3", "train.precision=bf16", "mixture.num_rounds=6", "mixture.window=3",
+    "data.num_val_per_skill=100",
+)  # fmt: skip
+"""Real text: tiny GPT-2, 128-token packed rows, batch 16 (2,048 tokens a step), bf16 autocast on CPU."""
+STAIRCASE = (
+    "data.source=staircase", "data.staircase_num_skills=4", "data.staircase_chain_length=12",
+    "data.staircase_negation_probability=0.25", "model.size=tiny", "train.batch_size=32",
+    "train.learning_rate=1e-3", "mixture.num_rounds=6", "mixture.window=3",
 )  # fmt: skip
 
 
@@ -74,55 +89,77 @@ def every_strategy(random_proportions: str | None, pretraining: bool = True) -> 
     return strategies
 
 
-def _settings(steps: dict[str, int], eval_every: int, graph_steps: int) -> dict[str, Setting]:
-    shares = None  # the corpus' token shares, set by prepare_data
-    text_run = (*TEXT, f"train.steps={steps['text']}", f"train.eval_every_n_steps={eval_every}",
-                f"train.warmup_steps={max(1, steps['text'] // 10)}")  # fmt: skip
-    text_graph = (f"graph.steps={graph_steps}",)
-    finetuning = every_strategy(shares, pretraining=False)
+def _text_settings(steps: int, eval_every: int, graph_steps: int, grid: tuple[float, ...]) -> dict[str, Setting]:
+    run = (*TEXT, f"train.steps={steps}", f"train.eval_every_n_steps={eval_every}",
+           f"train.warmup_steps={max(1, steps // 6)}")  # fmt: skip
+    # Aioli's sub-rounds: 30 rounds of steps / 30, 10 per update (5 probes, 5 on the learned mixture)
+    rounds = min(30, steps)
+    aioli = ("mixture.strategy=aioli", "mixture.eta=0.2", f"mixture.num_rounds={rounds}",
+             f"mixture.aioli_rounds_per_update={10 if rounds >= 20 else 6}")  # fmt: skip
+    pretraining = {**every_strategy(None), "aioli": aioli}
+    # one evaluation column: the drop shared by the training skills is the column mean, not a row minimum
+    one_column = (f"graph.steps={graph_steps}", "graph.common_drop=column_mean")
+    few = ("skillit", "static", "stratified", "random")
+    finetuning = {label: every_strategy(None, pretraining=False)[label] for label in few}
     finetuning["target_only"] = ("mixture.strategy=target_only", "mixture.proportions=[0, 0, 0, 0, 1]")
     return {
         "text": Setting(
-            "text", "Real text, skills = sources (RedPajama style), continual pre-training from scratch",
-            text_run, every_strategy(shares), data="text", graph_overrides=text_graph,
+            "text", "(a) Real text, skills = sources (RedPajama style), continual pre-training from scratch",
+            run, pretraining, data="text", graph_overrides=(f"graph.steps={graph_steps}",), eta_grid=grid,
         ),
         "text_finetuning": Setting(
-            "text_finetuning", "Real text, fine-tuning: target skill `python`, every source may help",
-            (*text_run, "mixture.setting=finetuning", "mixture.target_skills=[python]"), finetuning, data="text",
-            graph_overrides=text_graph, needs_graph=("skillit", "static", "stratified"),
+            "text_finetuning", "(c) Real text, fine-tuning: target skill `python`, every source may help",
+            (*run, "mixture.setting=finetuning", "mixture.target_skills=[python]"), finetuning, data="text",
+            graph_overrides=one_column, needs_graph=("skillit", "static", "stratified"), eta_grid=grid,
         ),
         "text_out_of_domain": Setting(
-            "text_out_of_domain", "Real text, out-of-domain: train on 4 sources, evaluate on `python`",
-            (*text_run, "mixture.setting=out_of_domain", f"data.train_skills=[{', '.join(TEXT_SKILLS[:4])}]",
+            "text_out_of_domain", "(c) Real text, out-of-domain: train on 4 sources, evaluate on `python`",
+            (*run, "mixture.setting=out_of_domain", f"data.train_skills=[{', '.join(TEXT_SKILLS[:4])}]",
              "data.eval_skills=[python]"),
-            every_strategy(None, pretraining=False), data="text",
-            graph_overrides=text_graph, needs_graph=("skillit", "static", "stratified"),
+            {label: every_strategy(None, pretraining=False)[label] for label in few}, data="text",
+            graph_overrides=one_column, needs_graph=("skillit", "static", "stratified"), eta_grid=grid,
         ),
+    }  # fmt: skip
+
+
+def _settings(steps: dict[str, int], eval_every: int, graph_steps: int, grids: dict[str, tuple]) -> dict[str, Setting]:
+    return {
+        **_text_settings(steps["text"], eval_every, graph_steps, grids["text"]),
         "staircase": Setting(
-            "staircase", "Staircase chain (each skill one step beyond its prerequisite), from scratch",
-            ("data.source=staircase", "data.staircase_num_skills=4", "model.size=tiny", "train.batch_size=32",
-             f"train.steps={steps['staircase']}", f"train.eval_every_n_steps={eval_every}", "mixture.num_rounds=6"),
+            "staircase", "(3) Staircase chain (each skill one step beyond its prerequisite), from scratch",
+            (*STAIRCASE, f"train.steps={steps['staircase']}", f"train.eval_every_n_steps={eval_every}"),
             every_strategy("mixture.proportions=[1, 1, 3, 5]"), metric="mean_accuracy",
-            graph_overrides=(f"graph.steps={graph_steps}",),
+            graph_overrides=(f"graph.steps={steps['staircase_graph']}",), eta_grid=grids["staircase"],
         ),
         "lego": Setting(
-            "lego", "LEGO k = 5 as the paper runs it (eta 0.5, T 6, w 3, 1:1:1:3:5), from scratch",
+            "lego", "(b) LEGO k = 5 as the paper runs it (its graph, eta 0.5, T 6, w 3, 1:1:1:3:5), from scratch",
             (*PAPER_LEGO, f"train.steps={steps['lego']}", f"train.eval_every_n_steps={eval_every}"),
-            every_strategy("mixture.proportions=[1, 1, 1, 3, 5]"), metric="mean_accuracy",
-            graph_overrides=(f"graph.steps={graph_steps}",),
+            every_strategy("mixture.proportions=[1, 1, 1, 3, 5]"), metric="mean_accuracy", needs_graph=(),
         ),
         "addition": Setting(
-            "addition", "Addition, 3 digits, as the paper runs it (eta 0.1, T 5, w 3, 13:14:18), from scratch",
+            "addition", "(b) Addition as the paper runs it (its graph, eta 0.1, T 5, w 3, 13:14:18), from scratch",
             (*PAPER_ADDITION, f"train.steps={steps['addition']}", f"train.eval_every_n_steps={eval_every}"),
-            every_strategy("mixture.proportions=[13, 14, 18]"), metric="mean_accuracy",
-            graph_overrides=(f"graph.steps={graph_steps}",),
+            every_strategy("mixture.proportions=[13, 14, 18]"), metric="mean_accuracy", needs_graph=(),
         ),
     }  # fmt: skip
 
 
 SETTINGS: dict[str, dict[str, Setting]] = {
-    "full": _settings({"text": 300, "staircase": 1200, "lego": 600, "addition": 600}, eval_every=50, graph_steps=150),
-    "quick": _settings({"text": 6, "staircase": 6, "lego": 6, "addition": 6}, eval_every=3, graph_steps=2),
+    "full": _settings(
+        {"text": 240, "staircase": 1200, "staircase_graph": 200, "lego": 600, "addition": 600},
+        eval_every=40,
+        graph_steps=120,
+        grids={"text": (0.05, 0.1, 0.2, 0.5), "staircase": (0.5, 1.5, 4.5)},
+    ),
+    "quick": {
+        name: dataclasses.replace(setting, overrides=(*setting.overrides, "data.num_val_per_skill=10"))
+        for name, setting in _settings(
+            {"text": 12, "staircase": 6, "staircase_graph": 2, "lego": 6, "addition": 6},
+            eval_every=3,
+            graph_steps=2,
+            grids={"text": (0.1, 0.5), "staircase": (0.5,)},
+        ).items()
+    },
 }
 """Profile -> setting name -> setting."""
 

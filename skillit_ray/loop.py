@@ -71,7 +71,7 @@ def training_loop(
 
     `write_checkpoints=False` (in-process short runs and trials, which never resume) skips [5]."""
     distributed.seed_everything(config.train.seed)
-    autocast_bf16 = context.device.type == "cuda" and config.train.precision in ("auto", "bf16")
+    autocast_bf16 = config.train.autocast_bf16(context.device.type)
     tokenizer = load_skill_tokenizer(setup)
     model, optimizer, scheduler = build_training_parts(config, len(tokenizer), context.device)
     plan = build_round_plan(config, setup, tokenizer, context)
@@ -303,7 +303,7 @@ class EvaluationPoint:
         self.steps = set(evaluation_steps(config))
         self.checkpoint_at = set(checkpoint_steps(config))
         self.fingerprint = checkpoint.config_fingerprint(config, setup)
-        self.autocast_bf16 = context.device.type == "cuda" and config.train.precision in ("auto", "bf16")
+        self.autocast_bf16 = config.train.autocast_bf16(context.device.type)
         self.pending_train_records: list[dict[str, Any]] = []
 
     def is_due(self, step: int) -> bool:

@@ -161,6 +161,9 @@ class TuneConfig:
     """Lower end of the log-uniform eta range."""
     eta_max: float = 2.0
     """Upper end of the log-uniform eta range."""
+    eta_grid: list[float] = field(default_factory=list)
+    """Try exactly these etas (a deterministic grid search, each with every rounds/window choice) instead
+    of `num_samples` log-uniform draws; e.g. [0.05, 0.1, 0.2, 0.5, 1.0]."""
     num_rounds_choices: list[int] = field(default_factory=lambda: [3, 6])
     """Candidate numbers of rounds T."""
     window_choices: list[int] = field(default_factory=lambda: [3])
@@ -186,6 +189,8 @@ class TuneConfig:
             f"tune.eta_min={self.eta_min} and tune.eta_max={self.eta_max} must satisfy 0 < eta_min <= eta_max",
         )
         require(bool(self.num_rounds_choices), "tune.num_rounds_choices must list at least one value")
+        for eta in self.eta_grid:
+            require(math.isfinite(eta) and eta > 0, f"tune.eta_grid has {eta}; every eta must be > 0")
         for window in self.window_choices:
             require(window >= 1, f"tune.window_choices has {window}; each must be >= 1")
         require(self.num_samples >= 1, "tune.num_samples must be >= 1")

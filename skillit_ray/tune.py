@@ -257,6 +257,23 @@ def _tune_trial(trial_config: dict[str, Any]) -> None:
     ray.tune.report({"objective": float(np.mean(objectives)), "per_seed": objectives, "final": True})
 
 
+def search_space(config: JobConfig) -> dict[str, Any]:
+    """Tune's parameter space: the eta grid crossed with every rounds and window choice, or
+    log-uniform etas with a random rounds and window choice per sample."""
+    from ray import tune
+
+    grid = bool(config.tune.eta_grid)
+    pick = tune.grid_search if grid else tune.choice
+    return {
+        "config": config.to_dict(),
+        "eta": tune.grid_search(config.tune.eta_grid)
+        if grid
+        else tune.loguniform(config.tune.eta_min, config.tune.eta_max),
+        "num_rounds": pick(config.tune.num_rounds_choices),
+        "window": pick(config.tune.window_choices),
+    }
+
+
 def tune_hyperparameters(config: JobConfig) -> dict[str, Any]:
     """Search eta (log scale), rounds and window for Skill-it; write best_config.yaml."""
     from ray import tune
@@ -274,16 +291,11 @@ def tune_hyperparameters(config: JobConfig) -> dict[str, Any]:
     storage = RunStorage(config.run.storage_path, config.run.name)
     tuner = tune.Tuner(
         tune.with_resources(_tune_trial, {"cpu": config.tune.cpus_per_trial, "gpu": config.tune.gpus_per_trial}),
-        param_space={
-            "config": config.to_dict(),
-            "eta": tune.loguniform(config.tune.eta_min, config.tune.eta_max),
-            "num_rounds": tune.choice(config.tune.num_rounds_choices),
-            "window": tune.choice(config.tune.window_choices),
-        },
+        param_space=search_space(config),
         tune_config=tune.TuneConfig(
             metric="objective",
             mode=mode,
-            num_samples=config.tune.num_samples,
+            num_samples=1 if config.tune.eta_grid else config.tune.num_samples,
             scheduler=scheduler,
             max_concurrent_trials=config.tune.max_concurrent_trials or None,
         ),
