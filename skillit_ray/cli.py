@@ -9,7 +9,7 @@
     skillit-ray pipeline --config FILE                 graph -> tune -> train
     skillit-ray corpus   --out FILE.parquet            a real-text table (text, source) from installed packages
     skillit-ray compare  RUN_DIR [RUN_DIR ...]         per-skill table of finished runs and a comparison plot
-    skillit-ray demo     --out DIR                     LEGO: Skill-it (2 graphs) vs stratified vs random, CPU
+    skillit-ray demo     --out DIR                     staircase: learned graph, Skill-it vs stratified vs random, CPU
     skillit-ray keys                                   every config key: type, default, meaning
 
 Bad configs and bad data fail here, before Ray starts, with exit status 2 and the key, file and fix.
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="per-skill table of finished runs and a comparison plot")
     compare.add_argument("runs", nargs="+", help="run directories (local or s3:// / gs://)")
     compare.add_argument("--plot", help="comparison PNG (default: comparison.png beside the first run)")
-    demo = commands.add_parser("demo", help="LEGO on a CPU: Skill-it (paper and chain graphs) vs stratified vs random")
+    demo = commands.add_parser("demo", help="staircase on a CPU: learn the graph, Skill-it vs stratified vs random")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     commands.add_parser("keys", help="list every config key with its type, default and meaning")

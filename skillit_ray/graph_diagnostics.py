@@ -125,7 +125,9 @@ def mixture_warning(
     if max(float(weights.max()) for weights in rounds) > COLLAPSE_WEIGHT:
         return (
             f"Skill-it would collapse onto one skill ({described}): eta * A @ losses spans {spread:.1f} nats at "
-            f"mixture.eta={eta:g}; set mixture.eta to about {suggested:.3g} (or use graph.normalization=relative)"
+            f"mixture.eta={eta:g}, and the other skills get almost no data until that skill's loss falls. Intended "
+            f"only if it is their prerequisite; otherwise set mixture.eta to about {suggested:.3g}, or let "
+            f"`skillit-ray tune` choose it (tune.eta_grid)"
         )
     if all(float(weights.max() / max(weights.min(), 1e-12)) < NEAR_STRATIFIED_RATIO for weights in rounds):
         advice = f"set mixture.eta to about {suggested:.3g}" if np.isfinite(suggested) else "its rows are all equal"

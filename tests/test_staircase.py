@@ -59,3 +59,14 @@ def test_config_selects_the_staircase_source():
     assert setup.generator_options == {
         "num_skills": 3, "chain_length": 6, "negation_probability": 0.25, "num_validation_samples": 20,
     }  # fmt: skip
+
+
+def test_the_demo_configs_are_valid_and_refuse_an_existing_output(tmp_path):
+    from skillit_ray.demo import DEMO_RUNS, DEMO_SETTINGS, run_demo
+
+    for extra in DEMO_RUNS.values():
+        config = load_config(None, [*DEMO_SETTINGS, *extra, "mixture.graph_path=graph.json"])
+        assert config.data.source == "staircase" and config.train.steps == 1200
+    (tmp_path / "skillit").mkdir()
+    with pytest.raises(ValueError, match="exists from an earlier demo"):
+        run_demo(str(tmp_path))  # refused before Ray starts: nothing already written is overwritten
