@@ -6,6 +6,7 @@ Role in the flow: measures the whole system against plain PyTorch in the same ru
     python -m skillit_ray.benchmark graph [--set k=v ...]        Tune-parallel graph runs vs sequential
     python -m skillit_ray.benchmark many-skills [--skills N] [--set k=v ...]   N parquet text skills end to end
     python -m skillit_ray.benchmark efficiency [--settings a,b] [--seeds 0,1,2]   every strategy x seeds (efficiency.py)
+    python -m skillit_ray.benchmark chaos [--faults-per-kind N]  failure drill vs the uninterrupted run (chaos.py)
 
 `throughput`: tokens/s (sequence positions per second, all workers) of `run_training` (Ray Train
 worker, sampler actor, per-skill streams, exact quotas, evaluation excluded from the timed steps)
@@ -204,7 +205,7 @@ def many_skills(num_skills: int, overrides: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skillit_ray.benchmark")
     parser.add_argument(
-        "which", choices=["throughput", "graph", "many-skills", "efficiency"], nargs="?", default="throughput"
+        "which", choices=["throughput", "graph", "many-skills", "efficiency", "chaos"], nargs="?", default="throughput"
     )
     parser.add_argument("--skills", type=int, default=200, help="many-skills: number of skills")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -215,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", default="", help="efficiency: comma-separated strategies (default all)")
     parser.add_argument("--profile", choices=["full", "quick"], default="full")
     parser.add_argument("--workers", type=int, default=2, help="efficiency: runs at a time (one thread each)")
+    parser.add_argument("--faults-per-kind", type=int, default=2, help="chaos: faults of each of the 5 kinds")
+    parser.add_argument("--chaos-out", default="", help="chaos: directory for its runs and logs (default: a temp dir)")
     arguments = parser.parse_args(argv)
     if arguments.which == "efficiency":
         from skillit_ray.efficiency import efficiency
@@ -227,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         result = {name: {label: round(entry["final_mean"], 4) for label, entry in setting["summary"].items()}
                   for name, setting in results["settings"].items()}  # fmt: skip
+    elif arguments.which == "chaos":
+        from skillit_ray.chaos import chaos
+
+        result = chaos(arguments.faults_per_kind, arguments.overrides, arguments.chaos_out or None)
     elif arguments.which == "throughput":
         result = throughput(arguments.overrides)
     elif arguments.which == "graph":

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -182,20 +183,34 @@ def checkpoint_directories(storage: RunStorage) -> list[str]:
     return found
 
 
-def find_latest_checkpoint(storage: RunStorage, fingerprint: str) -> str | None:
-    """The newest whole checkpoint of the run (verified against its manifest); invalid ones are skipped
-    with a warning naming them and why. Raises if the newest whole one was written by another config."""
-    candidates = []
+def newest_whole_checkpoint(storage: RunStorage, fit: str | None = None) -> tuple[int, str, dict] | None:
+    """(step, directory, train state) of the newest checkpoint of the run (or of one `fit`) that verifies
+    against its manifest. Checked newest first, so only the ones skipped are read whole; each skipped one
+    gets a warning naming it and why."""
+    candidates: list[tuple[float, str]] = []
     for directory in checkpoint_directories(storage):
+        if fit is None or directory.startswith(f"{fit}/"):
+            try:
+                step = int(json.loads(storage.read_text(f"{directory}/{TRAIN_STATE_FILE}"))["step"])
+            except (OSError, ValueError, KeyError, TypeError):
+                step = math.inf  # no readable state: checked first (it may be the newest), and it will not verify
+            candidates.append((step, directory))
+    for step, directory in sorted(candidates, reverse=True):
         reason = verify_checkpoint(storage, directory)
         if reason is not None:
             logger.warning("skipping checkpoint %s: %s", storage.uri(directory), reason)
             continue
-        state = json.loads(storage.read_text(f"{directory}/{TRAIN_STATE_FILE}"))
-        candidates.append((int(state["step"]), directory, state))
-    if not candidates:
+        return int(step), directory, json.loads(storage.read_text(f"{directory}/{TRAIN_STATE_FILE}"))
+    return None
+
+
+def find_latest_checkpoint(storage: RunStorage, fingerprint: str) -> str | None:
+    """The newest whole checkpoint of the run (verified against its manifest); invalid ones are skipped
+    with a warning naming them and why. Raises if the newest whole one was written by another config."""
+    newest = newest_whole_checkpoint(storage)
+    if newest is None:
         return None
-    step, directory, state = max(candidates)
+    step, directory, state = newest
     if state.get("fingerprint") != fingerprint:
         raise ValueError(
             f"checkpoint {storage.uri(directory)} (step {step}) was written by a different configuration "

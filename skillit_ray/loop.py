@@ -18,7 +18,6 @@ skill, report to the sampler and to Ray Train, and [5] checkpoint when due. The 
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from skillit_ray import checkpoint, distributed
 from skillit_ray.checkpoint import CheckpointParts, RankZeroPart, TorchRngState
 from skillit_ray.data import SkillSetup, load_skill_tokenizer, load_validation_sets
 from skillit_ray.evaluate import evaluate_skills
+from skillit_ray.faults import FAIL_AT_STEP_VARIABLE, FaultInjector  # noqa: F401  (tests import the variable here)
 from skillit_ray.model import IGNORED_LABEL, build_model, labels_for, next_token_losses
 from skillit_ray.plans import Rounds, build_round_plan
 
@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 UNTIMED_WARMUP_STEPS = 5
 """Steps after a (re)start left out of the run's tokens/s, like the warm-up of the plain-PyTorch
 reference in `skillit_ray.benchmark` (torch.compile and the first Ray Data blocks land there)."""
-
-FAIL_AT_STEP_VARIABLE = "SKILLIT_RAY_FAIL_AT_STEP"
-"""Fault injection for tests and failure drills: every worker of a run that did not start from a
-checkpoint raises at this step; the restored run (Ray Train retry or a later resume) goes on."""
 
 Reporter = Any  # callable(metrics: dict, checkpoint_directory: str | None) -> None
 
@@ -89,15 +85,15 @@ def training_loop(
     evaluation.checkpoint_at = evaluation.checkpoint_at if write_checkpoints else set()
     rounds = Rounds(config, plan, sampler, context, evaluation.steps)
     meter = ThroughputMeter(config, context.device, start_step)
-    fail_at_step = injected_failure_step(checkpoint_directory)
+    faults = FaultInjector(fresh_start=checkpoint_directory is None, rank=context.rank)  # tests and drills only
+    faults.started(start_step)
     if start_step == 0:
         evaluation.run(0)
     for step in range(start_step, config.train.steps):
         meter.begin_step(step)
         input_ids = rounds.batch(step)  # [1] the round's mixture (once per round), [2] this rank's batch
         meter.batch_assembled()
-        if step == fail_at_step:
-            raise RuntimeError(f"injected failure at step {step} ({FAIL_AT_STEP_VARIABLE} is set)")
+        faults.before_step(step)
         loss_sum, global_tokens = train_step(  # [3]
             training_model, optimizer, input_ids, tokenizer.pad_token_id, config, context, autocast_bf16
         )
@@ -222,13 +218,6 @@ def checkpoint_steps(config: JobConfig) -> list[int]:
     else:
         steps = {train.steps_in_round(round_index, rounds)[1] for round_index in range(rounds)}
     return sorted(steps | {train.steps})
-
-
-def injected_failure_step(checkpoint_directory: str | None) -> int | None:
-    """The step at which `FAIL_AT_STEP_VARIABLE` makes a fresh (not restored) run fail, else None."""
-    if checkpoint_directory is not None or not os.environ.get(FAIL_AT_STEP_VARIABLE):
-        return None
-    return int(os.environ[FAIL_AT_STEP_VARIABLE])
 
 
 # ----------------------------------------------------------------------------- [3] the step

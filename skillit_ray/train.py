@@ -30,16 +30,14 @@ from skillit_ray import checkpoint, distributed, outputs, run_identity
 from skillit_ray.config import JobConfig, config_from_dict
 from skillit_ray.curriculum import build_curriculum_pool, curriculum_schedules  # noqa: F401  (public API)
 from skillit_ray.data import SkillSetup, resolve_run
-from skillit_ray.loop import FAIL_AT_STEP_VARIABLE, training_loop
+from skillit_ray.faults import ENVIRONMENT_VARIABLES as FAULT_VARIABLES
+from skillit_ray.faults import FAIL_AT_STEP_VARIABLE, KILL_SAMPLER_AT_STEP_VARIABLE, FaultInjector  # noqa: F401
+from skillit_ray.loop import training_loop
 from skillit_ray.mixture import strategy_from_config
 from skillit_ray.sampler import ActorSamplerClient, MixtureSamplerState
 from skillit_ray.storage import RunStorage
 
 logger = logging.getLogger("skillit_ray")
-
-KILL_SAMPLER_AT_STEP_VARIABLE = "SKILLIT_RAY_KILL_SAMPLER_AT_STEP"
-"""Fault injection for tests and drills: rank 0 of a run that did not start from a checkpoint kills the
-sampler actor's process (SIGKILL, by PID) right after reporting this step."""
 
 
 def connect_ray(config: JobConfig) -> None:
@@ -180,7 +178,7 @@ def torch_trainer(config: JobConfig, setup: SkillSetup, storage: RunStorage, res
             worker_runtime_env={
                 "env_vars": {
                     key: os.environ[key]
-                    for key in (FAIL_AT_STEP_VARIABLE, KILL_SAMPLER_AT_STEP_VARIABLE)
+                    for key in FAULT_VARIABLES  # fault injection (tests, drills): skillit_ray.faults
                     if key in os.environ
                 }
             },
@@ -208,14 +206,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     )  # fmt: skip
     actor = ray.get_actor(loop_config["sampler_name"])
     sampler = ActorSamplerClient(actor)
-    kill_sampler_at = os.environ.get(KILL_SAMPLER_AT_STEP_VARIABLE)
     fresh_start = ray.train.get_checkpoint() is None and not loop_config.get("resume_checkpoint")
+    faults = FaultInjector(fresh_start, context.rank)  # tests and drills only
 
     def report(metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_directory) if checkpoint_directory else None
         ray.train.report(metrics, checkpoint=checkpoint)
-        if fresh_start and context.rank == 0 and kill_sampler_at and int(kill_sampler_at) == metrics["step"]:
-            os.kill(ray.get(actor.process_id.remote()), signal.SIGKILL)  # fault injection: a real SIGKILL
+        faults.after_report(metrics["step"], lambda: os.kill(ray.get(actor.process_id.remote()), signal.SIGKILL))
 
     def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
         return ray.train.torch.prepare_model(model, move_to_device=False)
@@ -223,20 +220,28 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     def run(directory: str | None):
         return training_loop(config, setup, context, sampler, report, directory, prepare_model)
 
-    result = run_from_verified_checkpoint(run, loop_config.get("resume_checkpoint"), context)
+    storage = RunStorage(config.run.storage_path, config.run.name)
+    fit = ray.train.get_context().get_experiment_name()
+    result = run_from_verified_checkpoint(run, loop_config.get("resume_checkpoint"), context, storage, fit)
     if context.rank == 0:
         throughput = {"kind": "throughput", "step": result.step, "tokens_per_s": result.tokens_per_s}
         throughput.update(train_step_s=result.train_wall_s, batch_assembly_s=result.batch_assembly_s)
         sampler.report_train([throughput])
 
 
-def run_from_verified_checkpoint(run, resume_checkpoint: str | None, context: distributed.WorkerContext):
-    """`run(directory)` from the first whole checkpoint of: Ray Train's latest of this fit (a retry), the
-    driver's choice (a new fit); `run(None)` when there is none. Every fit is a fresh Ray Train run, so
-    nothing else is restored, and the log names what really was."""
+def run_from_verified_checkpoint(
+    run, resume_checkpoint: str | None, context: distributed.WorkerContext, storage: RunStorage, fit: str
+):
+    """`run(directory)` from the first whole checkpoint of: the newest of this fit on storage (a retry;
+    it can be newer than Ray Train's latest, whose controller registers a report only after the worker
+    has written it, so a worker killed in between would replay more), Ray Train's latest of this fit,
+    the driver's choice (a new fit); `run(None)` when there is none. Every fit is a fresh Ray Train run,
+    so nothing else is restored, and the log names what really was."""
     import ray.train
 
-    candidates = [ray.train.get_checkpoint()]
+    in_this_fit = checkpoint.newest_whole_checkpoint(storage, fit)
+    candidates = [ray.train.Checkpoint(storage.uri(in_this_fit[1]))] if in_this_fit else []
+    candidates.append(ray.train.get_checkpoint())
     if resume_checkpoint:
         candidates.append(ray.train.Checkpoint(resume_checkpoint))
     for candidate in [candidate for candidate in candidates if candidate is not None]:
