@@ -7,6 +7,7 @@ Role in the flow: measures the whole system against plain PyTorch in the same ru
     python -m skillit_ray.benchmark many-skills [--skills N] [--set k=v ...]   N parquet text skills end to end
     python -m skillit_ray.benchmark efficiency [--settings a,b] [--seeds 0,1,2]   every strategy x seeds (efficiency.py)
     python -m skillit_ray.benchmark chaos [--faults-per-kind N]  failure drill vs the uninterrupted run (chaos.py)
+    python -m skillit_ray.benchmark sampler                      update time by skills, publish time by workers
 
 `throughput`: tokens/s (sequence positions per second, all workers) of `run_training` (Ray Train
 worker, sampler actor, per-skill streams, exact quotas, evaluation excluded from the timed steps)
@@ -205,7 +206,10 @@ def many_skills(num_skills: int, overrides: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skillit_ray.benchmark")
     parser.add_argument(
-        "which", choices=["throughput", "graph", "many-skills", "efficiency", "chaos"], nargs="?", default="throughput"
+        "which",
+        choices=["throughput", "graph", "many-skills", "efficiency", "chaos", "sampler"],
+        nargs="?",
+        default="throughput",
     )
     parser.add_argument("--skills", type=int, default=200, help="many-skills: number of skills")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -234,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         from skillit_ray.chaos import chaos
 
         result = chaos(arguments.faults_per_kind, arguments.overrides, arguments.chaos_out or None)
+    elif arguments.which == "sampler":
+        from skillit_ray.sampler_benchmark import sampler_benchmark
+
+        result = sampler_benchmark()
     elif arguments.which == "throughput":
         result = throughput(arguments.overrides)
     elif arguments.which == "graph":

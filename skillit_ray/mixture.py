@@ -43,7 +43,12 @@ from skillit_ray.settings import (  # noqa: F401  (re-exported: part of this mod
     resolve_eval_skills,
     stratified_proportions,
 )
-from skillit_ray.skillit_update import _as_graph, paper_binary_graph, skillit_weights  # noqa: F401  (re-exported)
+from skillit_ray.skillit_update import (  # noqa: F401  (re-exported)
+    SkillitUpdate,
+    _as_graph,
+    paper_binary_graph,
+    skillit_weights,
+)
 
 if TYPE_CHECKING:
     from skillit_ray.config import JobConfig
@@ -145,14 +150,13 @@ class SkillItMixture(MixtureStrategy):
 
     def __post_init__(self) -> None:
         self.graph = _as_graph(self.graph, num_train_skills=self.num_train_skills)
-        # Checks eta, window, reduce and prior once, up front, with the empty history.
-        skillit_weights(self.graph, [], self.eta, self.window, self.reduce, self.prior)
+        # Checks the graph, eta, window, reduce and prior once, up front.
+        self.rule = SkillitUpdate(self.graph, self.eta, self.window, self.reduce, self.prior)
         mix_with_uniform(np.ones(self.num_train_skills), self.uniform_mix)
 
     def weights_for_round(self, round_index: int) -> np.ndarray:
         history = self.loss_history if (self.online and round_index > 0) else []
-        weights = skillit_weights(self.graph, history, self.eta, self.window, self.reduce, self.prior)
-        return mix_with_uniform(weights, self.uniform_mix)
+        return mix_with_uniform(self.rule.weights(history), self.uniform_mix)
 
     @classmethod
     def from_options(cls, options: StrategyOptions, online: bool = True, identity_graph: bool = False):

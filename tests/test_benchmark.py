@@ -25,3 +25,13 @@ def test_throughput_reports_plain_loop_and_pipeline_in_one_run(ray_local):
     assert abs(result["ratio_pipeline_over_plain"] - ratio) < 2e-3
     assert 0 <= result["pipeline_batch_assembly_share"] <= 1
     assert result["steps"] == 12 and result["device"] == "cpu"
+
+
+def test_the_sampler_benchmark_agrees_with_the_baseline_and_publishes_to_every_worker(ray_local):
+    from skillit_ray.sampler_benchmark import publish_times, update_times
+
+    for row in update_times(sizes=(10, 1000), repeats=1):
+        assert row["max_weight_difference"] < 1e-6
+    assert [row["product_dtype"] for row in update_times(sizes=(10, 1000), repeats=1)] == ["float64", "float32"]
+    published = publish_times(worker_counts=(1, 3), num_skills=5, rounds=2)
+    assert [(row["workers"], row["skills"]) for row in published] == [(1, 5), (3, 5)]

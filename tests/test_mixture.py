@@ -73,6 +73,27 @@ def test_log_sum_exp_survives_huge_logits():
     assert np.all(np.isfinite(weights)) and weights[0] == pytest.approx(1.0)
 
 
+def _float64_rule(graph, history, eta, window):
+    logits = eta * (np.asarray(graph) @ np.sum(history[-window:], axis=0))
+    weights = np.exp(logits - logits.max())
+    return weights / weights.sum()
+
+
+@pytest.mark.parametrize("scale, eta", [(1.0, 0.01), (1.0, 0.1), (1.0, 0.5), (1e-3, 0.5), (1e-3, 5.0)])
+def test_a_large_graph_multiplies_in_float32_within_1e_6_of_the_float64_rule(scale, eta):
+    from skillit_ray.skillit_update import FLOAT32_FROM_ENTRIES, SkillitUpdate
+
+    num_skills = int(np.sqrt(FLOAT32_FROM_ENTRIES))
+    generator = np.random.default_rng(3)
+    graph = generator.uniform(-0.2, 1.0, (num_skills, num_skills)) * scale  # scale 1: logits of ~1e4 * eta
+    history = [generator.uniform(2.0, 10.0, num_skills) for _ in range(4)]
+    update = SkillitUpdate(graph, eta, window=3)
+    assert update.matrix.dtype == np.float32
+    expected = _float64_rule(graph, history, eta, 3)
+    np.testing.assert_allclose(update.weights(history), expected, rtol=0, atol=1e-6)
+    assert SkillitUpdate(graph[:10, :10], eta, window=3).matrix.dtype == np.float64  # small graphs: unchanged
+
+
 def test_paper_binary_graph_only_touches_off_diagonal_ones():
     graph = paper_binary_graph([[1, 1, -0.3], [1, 1, 0.7], [2.0, 1, 1]])
     np.testing.assert_array_equal(graph, [[1, 0.5, -0.3], [0.5, 1, 0.7], [2.0, 0.5, 1]])
