@@ -118,6 +118,9 @@ def throughput(overrides: list[str]) -> dict:
         "loop_without_ray_tokens_per_s": round(in_process["tokens_per_s"], 1),
         "ratio_loop_without_ray_over_plain": round(in_process["tokens_per_s"] / plain["tokens_per_s"], 3),
         "pipeline_batch_assembly_share": round(summary["batch_assembly_s"] / summary["train_step_s"], 3),
+        "pipeline_assembly_on_critical_path": round(
+            summary["batch_waiting_s"] / max(summary["batch_assembly_s"], 1e-9), 3
+        ),
         "pipeline_end_to_end_s": round(end_to_end_s, 1),
         "pipeline_end_to_end_tokens_per_s": round(positions / end_to_end_s, 1),
         "cpu_count": os.cpu_count(),

@@ -108,6 +108,10 @@ class DataConfig:
     is one seeded sequence of rows and each rank takes its global positions of the step, like the
     generator streams: runs and resumes are identical for any worker count; every rank reads the
     text column of every part it reaches and tokenizes only its own rows)."""
+    prefetch_batches: bool = True
+    """Assemble the next step's batch on a background thread while this step trains (never across a
+    round start, an evaluation or a checkpoint): the same rows in the same order as with false, which
+    assembles every batch in line."""
     parquet_reader: str = "auto"
     """How a worker reads a parquet skill: "ray_data" (a Ray Data read_parquet + map_batches pipeline
     per skill: reads and tokenizes in other Ray processes), "arrow" (pyarrow in the worker process:

@@ -11,7 +11,9 @@ skill, report to the sampler and to Ray Train, and [5] checkpoint when due. The 
 * `plans.Rounds` over a round plan (`plans.QuotaPlan` or `curriculum.CurriculumPlan`): [1], [2];
 * `train_step`: [3], exact global token normalization over ranks;
 * `EvaluationPoint`: [4], [5];
-* `ThroughputMeter`: tokens/s of the training steps only, and the batch-assembly time;
+* `plans.BatchPrefetcher`: [2] for the next step on a background thread while this step runs [3];
+* `ThroughputMeter`: tokens/s of the training steps only, the batch-assembly time and how much of it
+  the steps waited for;
 * `checkpoint.CheckpointParts`: every stateful part, for [5] and the restore.
 """
 
@@ -32,7 +34,7 @@ from skillit_ray.data import SkillSetup, load_skill_tokenizer, load_validation_s
 from skillit_ray.evaluate import evaluate_skills
 from skillit_ray.faults import FAIL_AT_STEP_VARIABLE, FaultInjector  # noqa: F401  (tests import the variable here)
 from skillit_ray.model import IGNORED_LABEL, build_model, labels_for, next_token_losses
-from skillit_ray.plans import Rounds, build_round_plan
+from skillit_ray.plans import BatchPrefetcher, Rounds, build_round_plan
 
 if TYPE_CHECKING:
     from skillit_ray.config import JobConfig
@@ -51,6 +53,9 @@ class LoopResult:
     tokens_per_s: float
     train_wall_s: float
     batch_assembly_s: float
+    """Assembling this rank's batches, wherever it ran (in line or on the prefetch thread)."""
+    batch_waiting_s: float
+    """The part of it the training steps waited for (the critical path)."""
 
 
 def training_loop(
@@ -78,47 +83,43 @@ def training_loop(
     if config.train.compile:
         training_model = torch.compile(training_model)
     evaluation = EvaluationPoint(config, setup, context, sampler, report, model, tokenizer, parts, start_step)
-    evaluation.learning_rate, evaluation.last_counts = (
-        (lambda: scheduler.get_last_lr()[0]),
-        (lambda: rounds.last_counts),
-    )
     evaluation.checkpoint_at = evaluation.checkpoint_at if write_checkpoints else set()
     rounds = Rounds(config, plan, sampler, context, evaluation.steps)
+    batches = BatchPrefetcher(rounds, evaluation.is_due, config.train.steps, config.data.prefetch_batches)
     meter = ThroughputMeter(config, context.device, start_step)
     faults = FaultInjector(fresh_start=checkpoint_directory is None, rank=context.rank)  # tests and drills only
     faults.started(start_step)
     if start_step == 0:
         evaluation.run(0)
-    for step in range(start_step, config.train.steps):
-        meter.begin_step(step)
-        input_ids = rounds.batch(step)  # [1] the round's mixture (once per round), [2] this rank's batch
-        meter.batch_assembled()
-        faults.before_step(step)
-        loss_sum, global_tokens = train_step(  # [3]
-            training_model, optimizer, input_ids, tokenizer.pad_token_id, config, context, autocast_bf16
-        )
-        scheduler.step()
-        completed = step + 1
-        record = meter.train_record(completed, loss_sum, global_tokens, scheduler.get_last_lr()[0])
-        if record is not None and not math.isfinite(record["train_loss"]):  # every rank sees the global loss
-            message = non_finite_message(
-                f"training loss became {record['train_loss']}",
-                record["step"],
-                record["learning_rate"],
-                rounds.last_counts,
-                setup.train_skills,
-                context,
+    try:
+        for step in range(start_step, config.train.steps):
+            meter.begin_step(step)
+            # [1] the round's mixture (once per round), [2] this rank's batch (assembled while the last step ran)
+            input_ids, batch_counts, assembly_s = batches.batch(step)
+            meter.batch_assembled(assembly_s)
+            faults.before_step(step)
+            loss_sum, global_tokens = train_step(  # [3]
+                training_model, optimizer, input_ids, tokenizer.pad_token_id, config, context, autocast_bf16
             )
-            return stop_run(message, sampler, context, meter)  # fmt: skip
-        if record is not None:
-            evaluation.pending_train_records.append(record)
-        if evaluation.is_due(completed):  # [4] evaluate and report, [5] checkpoint when due
-            meter.pause()
-            stopped = evaluation.run(completed, rounds.close(completed))
-            if stopped:
-                message = non_finite_message(stopped, completed, scheduler.get_last_lr()[0], rounds.last_counts,
+            scheduler.step()
+            completed = step + 1
+            record = meter.train_record(completed, loss_sum, global_tokens, scheduler.get_last_lr()[0])
+            if record is not None and not math.isfinite(record["train_loss"]):  # every rank sees the global loss
+                what = f"training loss became {record['train_loss']}"
+                message = non_finite_message(what, record["step"], record["learning_rate"], batch_counts,
                                              setup.train_skills, context)  # fmt: skip
                 return stop_run(message, sampler, context, meter)
+            if record is not None:
+                evaluation.pending_train_records.append(record)
+            if evaluation.is_due(completed):  # [4] evaluate and report, [5] checkpoint when due
+                meter.pause()
+                stopped = evaluation.run(completed, rounds.close(completed))
+                if stopped:
+                    message = non_finite_message(stopped, completed, scheduler.get_last_lr()[0], batch_counts,
+                                                 setup.train_skills, context)  # fmt: skip
+                    return stop_run(message, sampler, context, meter)
+    finally:
+        batches.close()
     return meter.result()
 
 
@@ -384,18 +385,21 @@ class ThroughputMeter:
         self.tokens_per_step = config.train.batch_size * config.data.sequence_length  # global positions
         # compilation, allocator and stream warm-up land in the first steps after a (re)start
         self.untimed_steps = min(UNTIMED_WARMUP_STEPS, max(0, config.train.steps - start_step - 1))
-        self.assembly_s, self.last_log = 0.0, (start_step, 0.0)
+        self.assembly_s, self.waiting_s, self.last_log = 0.0, 0.0, (start_step, 0.0)
         self._batch_started = 0.0
 
     def begin_step(self, step: int) -> None:
         if step == self.start_step + self.untimed_steps:
             self.timer.reset()
-            self.assembly_s, self.last_log = 0.0, (step, 0.0)
+            self.assembly_s, self.waiting_s, self.last_log = 0.0, 0.0, (step, 0.0)
         self.timer.start()
         self._batch_started = time.perf_counter()
 
-    def batch_assembled(self) -> None:
-        self.assembly_s += time.perf_counter() - self._batch_started
+    def batch_assembled(self, assembly_s: float) -> None:
+        """The step has its batch: `assembly_s` of assembly work (in line or in the background), of which
+        the time since `begin_step` was on the critical path."""
+        self.assembly_s += assembly_s
+        self.waiting_s += time.perf_counter() - self._batch_started
 
     def train_record(self, completed: int, loss_sum, global_tokens: float, learning_rate: float) -> dict | None:
         """The training-loss record of a log step (the loop's only per-interval host sync), else None."""
@@ -424,4 +428,4 @@ class ThroughputMeter:
         self.timer.stop()
         train_steps = self.config.train.steps - self.start_step - self.untimed_steps
         tokens_per_s = train_steps * self.tokens_per_step / max(self.timer.elapsed(), 1e-9)
-        return LoopResult(self.config.train.steps, tokens_per_s, self.timer.elapsed(), self.assembly_s)
+        return LoopResult(self.config.train.steps, tokens_per_s, self.timer.elapsed(), self.assembly_s, self.waiting_s)

@@ -95,6 +95,7 @@ def write_run_outputs(
         "tokens_per_s": throughput[-1]["tokens_per_s"] if throughput else None,
         "train_step_s": throughput[-1]["train_step_s"] if throughput else None,
         "batch_assembly_s": throughput[-1]["batch_assembly_s"] if throughput else None,
+        "batch_waiting_s": throughput[-1].get("batch_waiting_s") if throughput else None,
         "wall_s": wall_s,
         "num_workers": config.scaling.num_workers,
         "seed": config.train.seed,

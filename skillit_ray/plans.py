@@ -15,11 +15,16 @@ rank its share of any step of it, from one interface:
 (sample-level curricula): paced positions of a pool scored by the initial model. `Rounds` does
 what both share: fetch the round's mixture from the sampler once per round, check every rank holds
 the same one, recount a round resumed in the middle, and close a round with the achieved counts
-summed over ranks.
+summed over ranks. `BatchPrefetcher` assembles the next step's batch on a background thread while
+this step trains, never across a round start, an evaluation or a checkpoint, so the rows, their
+order and every checkpointed position are exactly those of the synchronous loop.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -112,6 +117,9 @@ class Rounds:
         self.achieved = np.zeros(0, dtype=np.int64)
         self.last_counts = np.zeros(0, dtype=np.int64)  # this rank's per-skill counts of the last batch
 
+    def in_current_round(self, step: int) -> bool:
+        return self.round_start <= step < self.round_end and self.round_index >= 0
+
     def batch(self, step: int) -> np.ndarray:
         """This rank's token rows of `step`, starting the step's round first when it is new."""
         round_index = self.config.train.round_of_step(step, self.config.mixture.num_rounds)
@@ -142,3 +150,46 @@ class Rounds:
             return None
         totals = distributed.all_reduce_sum(torch.as_tensor(self.achieved, dtype=torch.int64)).tolist()
         return self.round_index, completed, totals, self.num_ranks_agreeing
+
+
+class BatchPrefetcher:
+    """This rank's batches, the next one assembled on a background thread while the current step trains.
+
+    The batch of step t + 1 is started right after step t's batch is handed out, unless step t + 1
+    starts a round (its mixture comes from the sampler, with a collective) or an evaluation or a
+    checkpoint comes first (`is_due(t + 1)`: the checkpoint must hold the stream positions after step
+    t). Those batches are assembled in line, as without prefetching. Steps are assembled strictly in
+    order, one at a time, so the rows and their order are those of the synchronous loop.
+    """
+
+    def __init__(self, rounds: Rounds, is_due: Callable[[int], bool], num_steps: int, enabled: bool = True) -> None:
+        self.rounds, self.is_due, self.num_steps = rounds, is_due, num_steps
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skillit-prefetch") if enabled else None
+        self.pending: tuple[int, Future] | None = None
+
+    def _assemble(self, step: int) -> tuple[np.ndarray, np.ndarray, float]:
+        started = time.perf_counter()
+        rows = self.rounds.batch(step)
+        return rows, self.rounds.last_counts, time.perf_counter() - started
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(token rows, this rank's per-skill counts, seconds spent assembling them, wherever that ran)."""
+        if self.pending is not None and self.pending[0] == step:
+            assembled = self.pending[1].result()
+        else:
+            assembled = self._assemble(step)
+        self.pending = None
+        following = step + 1
+        if (
+            self.executor is not None
+            and following < self.num_steps
+            and not self.is_due(following)
+            and self.rounds.in_current_round(following)
+        ):
+            self.pending = (following, self.executor.submit(self._assemble, following))
+        return assembled
+
+    def close(self) -> None:
+        """Wait for a batch still being assembled (its stream reads finish cleanly), then stop the thread."""
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)

@@ -225,7 +225,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     result = run_from_verified_checkpoint(run, loop_config.get("resume_checkpoint"), context, storage, fit)
     if context.rank == 0:
         throughput = {"kind": "throughput", "step": result.step, "tokens_per_s": result.tokens_per_s}
-        throughput.update(train_step_s=result.train_wall_s, batch_assembly_s=result.batch_assembly_s)
+        throughput.update(train_step_s=result.train_wall_s, batch_assembly_s=result.batch_assembly_s,
+                          batch_waiting_s=result.batch_waiting_s)  # fmt: skip
         sampler.report_train([throughput])
 
 
