@@ -77,6 +77,9 @@ class RunConfig:
     """Times Ray Train restarts failed workers from the latest checkpoint before the run fails."""
     ray_address: str = ""
     """Ray cluster address; empty starts or joins a local Ray."""
+    local_ray: str = "lean"
+    """A local Ray started by a run: "lean" (no dashboard, no idle workers started ahead of use: only
+    what training needs) or "full" (Ray's defaults, with the dashboard on 127.0.0.1)."""
 
     def validate(self) -> None:
         require(
@@ -87,6 +90,7 @@ class RunConfig:
         require(bool(self.storage_path), "run.storage_path must name a directory or s3:// / gs:// URI")
         require(self.num_checkpoints_to_keep >= 1, "run.num_checkpoints_to_keep must be >= 1")
         require(self.max_failures >= 0, f"run.max_failures={self.max_failures} must be >= 0")
+        require(self.local_ray in ("lean", "full"), f"run.local_ray={self.local_ray!r} must be 'lean' or 'full'")
 
 
 @dataclass

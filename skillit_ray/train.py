@@ -40,8 +40,15 @@ from skillit_ray.storage import RunStorage
 logger = logging.getLogger("skillit_ray")
 
 
+LEAN_LOCAL_RAY = {
+    "include_dashboard": False,  # the dashboard and its agent poll the node; Ray Train and Tune run without them
+    "_system_config": {"enable_worker_prestart": False, "prestart_worker_first_driver": False},
+}
+"""`run.local_ray=lean`: a local Ray with only what a run needs (idle workers are not started ahead of use)."""
+
+
 def connect_ray(config: JobConfig) -> None:
-    """Join the cluster named by run.ray_address or RAY_ADDRESS, else start a local Ray (dashboard on 127.0.0.1)."""
+    """Join the cluster named by run.ray_address or RAY_ADDRESS, else start a local Ray (`run.local_ray`)."""
     import ray
 
     if ray.is_initialized():
@@ -52,7 +59,8 @@ def connect_ray(config: JobConfig) -> None:
         return
     # Local: reserve logical CPUs for the train workers plus the Ray Data read/tokenize tasks.
     needed = config.scaling.num_workers * config.scaling.cpus_per_worker + 2
-    ray.init(num_cpus=int(max(os.cpu_count() or 1, needed)), dashboard_host="127.0.0.1")
+    lean = LEAN_LOCAL_RAY if config.run.local_ray == "lean" else {}
+    ray.init(num_cpus=int(max(os.cpu_count() or 1, needed)), dashboard_host="127.0.0.1", **lean)
 
 
 # ----------------------------------------------------------------------------- the driver

@@ -39,6 +39,7 @@ def test_unknown_keys_list_the_valid_keys(tmp_path):
         ("train.steps=0", "train.steps"),
         ("data.source=parquet", "data.path"),
         ("graph.method=exhaustive", "graph.method"),
+        ("run.local_ray=minimal", "run.local_ray"),
         ("scaling.num_workers=64", "train.batch_size"),
         ("mixture.setting=out_of_domain", "data.eval_skills"),
         ("train.use_gpu=true", "unknown key"),

@@ -1,0 +1,40 @@
+"""A run's own local Ray is lean: no dashboard processes and no idle workers started ahead of use, and
+it still runs Ray Train (`run.local_ray=lean`, the default; "full" is Ray's defaults).
+
+Runs in a fresh Python process (the test session's shared Ray would be joined instead); the process
+ends its Ray with `ray.shutdown()`. Run: `.venv/bin/python -m pytest tests/test_local_ray.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PROBE = """
+import json, sys
+import ray
+import psutil  # Ray's vendored copy, on the path once ray is imported
+from skillit_ray.config import load_config
+from skillit_ray.train import connect_ray, run_training
+config = load_config(None, sys.argv[1:])
+connect_ray(config)
+names = sorted(process.name() for process in psutil.Process().children(recursive=True))
+summary = run_training(config)
+ray.shutdown()
+print(json.dumps({"processes": names, "steps": summary["steps"]}))
+"""
+
+
+def test_a_lean_local_ray_starts_no_dashboard_and_no_idle_workers_and_trains(tmp_path):
+    overrides = ["data.lego_num_variables=3", "train.steps=4", "train.batch_size=4", "train.eval_every_n_steps=4",
+                 "mixture.strategy=stratified", "mixture.num_rounds=1", "scaling.cpus_per_worker=1",
+                 f"run.storage_path={tmp_path}", "data.num_val_per_skill=4"]  # fmt: skip
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, *overrides], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["steps"] == 4
+    assert not [name for name in result["processes"] if "dashboard" in name.lower() and "agent" not in name.lower()]
+    assert "ray::IDLE" not in result["processes"]
