@@ -122,12 +122,15 @@ class GraphConfig:
     """keep, one (official static path) or zero (paper heatmaps)."""
     max_concurrent_trials: int = 0
     """Trials running at once; 0 lets Ray Tune fill the cluster."""
+    runs_per_trial: int = 0
+    """Short runs per Tune trial, one after another in the trial's process, so a trial's start-up is paid
+    once: 0 gives every trial slot one trial (runs / slots, rounded up); 1 is a trial per run."""
     cpus_per_trial: float = 1.0
     """CPUs per short run."""
     gpus_per_trial: float = 0.0
     """GPUs per short run (fractions share a GPU)."""
     max_failures: int = 1
-    """Retries of a failed trial before the graph run fails."""
+    """Retries of a failed trial (all its runs) before the graph run fails."""
     output_path: str = ""
     """Where graph.json/graph.npy/heatmap go (a directory or URI); empty means <storage_path>/<run name>/graph."""
 
@@ -151,6 +154,7 @@ class GraphConfig:
             f"graph.warmup_steps={self.warmup_steps} must be in 0..graph.steps-1={self.steps - 1}",
         )
         require(self.max_failures >= 0, "graph.max_failures must be >= 0")
+        require(self.runs_per_trial >= 0, f"graph.runs_per_trial={self.runs_per_trial} must be >= 0 (0: automatic)")
 
     def measure_step(self) -> int:
         """The step of a short run at which the loss drop is read."""

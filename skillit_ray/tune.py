@@ -27,6 +27,7 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -90,12 +91,26 @@ def measure_short_run(config: JobConfig, proportions: list[float]) -> dict[str, 
 
 
 def _graph_trial(trial_config: dict[str, Any]) -> None:
-    """Ray Tune function trainable: one short run, reported once."""
+    """Ray Tune function trainable: its batch of short runs one after another, reported once."""
     import ray.tune
 
     config = config_from_dict(trial_config["config"])
-    measured = measure_short_run(config, trial_config["spec"]["proportions"])
-    ray.tune.report({"run_id": trial_config["spec"]["run_id"], **measured})
+    measured = {spec["run_id"]: measure_short_run(config, spec["proportions"]) for spec in trial_config["specs"]}
+    ray.tune.report({"measurements": measured})
+
+
+def trial_batches(specs: list[dict[str, Any]], config: JobConfig, cluster_cpus: float, cluster_gpus: float) -> list:
+    """The short runs dealt to trials: `graph.runs_per_trial` each, or (0) one trial per slot of the cluster."""
+    graph = config.graph
+    runs_per_trial = graph.runs_per_trial
+    if runs_per_trial == 0:
+        slots = [cluster_cpus // graph.cpus_per_trial if graph.cpus_per_trial else len(specs)]
+        if graph.gpus_per_trial:
+            slots.append(cluster_gpus // graph.gpus_per_trial)
+        if graph.max_concurrent_trials:
+            slots.append(graph.max_concurrent_trials)
+        runs_per_trial = math.ceil(len(specs) / max(1, int(min(slots))))
+    return [specs[start : start + runs_per_trial] for start in range(0, len(specs), runs_per_trial)]
 
 
 # ----------------------------------------------------------------------------- graph learning
@@ -183,13 +198,17 @@ def learn_graph(config: JobConfig) -> dict[str, Any]:
     specs = _run_specs(config, setup.train_skills, setup.eval_skills)
     directory = graph_output_directory(config)
     connect_ray(config)
+    import ray
+
+    cluster = ray.cluster_resources()
+    batches = trial_batches(specs, config, cluster.get("CPU", 1.0), cluster.get("GPU", 0.0))
     resources = {"cpu": config.graph.cpus_per_trial, "gpu": config.graph.gpus_per_trial}
     trainable = tune.with_resources(_graph_trial, resources)
     storage = RunStorage(config.run.storage_path, config.run.name)
     started = time.perf_counter()
     tuner = tune.Tuner(
         trainable,
-        param_space={"config": config.to_dict(), "spec": tune.grid_search(specs)},
+        param_space={"config": config.to_dict(), "specs": tune.grid_search(batches)},
         tune_config=tune.TuneConfig(max_concurrent_trials=config.graph.max_concurrent_trials or None),
         run_config=tune.RunConfig(
             name=f"{config.run.name}-graph",
@@ -203,11 +222,14 @@ def learn_graph(config: JobConfig) -> dict[str, Any]:
     failed = [result for result in results if result.error is not None]
     if failed:
         raise RuntimeError(
-            f"{len(failed)} of {len(specs)} graph runs failed after {config.graph.max_failures} retries; "
+            f"graph runs failed: {len(failed)} of {len(batches)} trials ({len(specs)} runs) failed after "
+            f"{config.graph.max_failures} retries; "
             f"first error: {failed[0].error}"
         )
-    measurements = {result.metrics["run_id"]: result.metrics for result in results}
-    extra = {"num_runs": len(specs), "parallel_wall_s": wall_s}
+    measurements = {
+        run_id: measured for result in results for run_id, measured in result.metrics["measurements"].items()
+    }
+    extra = {"num_runs": len(specs), "num_trials": len(batches), "parallel_wall_s": wall_s}
     return assemble_graph(config, setup, measurements, directory, extra)
 
 
