@@ -8,6 +8,7 @@ Role in the flow: measures the whole system against plain PyTorch in the same ru
     python -m skillit_ray.benchmark efficiency [--settings a,b] [--seeds 0,1,2]   every strategy x seeds (efficiency.py)
     python -m skillit_ray.benchmark chaos [--faults-per-kind N]  failure drill vs the uninterrupted run (chaos.py)
     python -m skillit_ray.benchmark sampler                      update time by skills, publish time by workers
+    python -m skillit_ray.benchmark data-path                    streams' tokens/s vs plain read + tokenize
 
 `throughput`: tokens/s (sequence positions per second, all workers) of `run_training` (Ray Train
 worker, sampler actor, per-skill streams, exact quotas, evaluation excluded from the timed steps)
@@ -216,11 +217,28 @@ def many_skills(num_skills: int, overrides: list[str]) -> dict:
     }
 
 
+def data_path(out: str, report: str) -> dict:
+    """The data-path benchmark on the efficiency benchmark's real-text corpus (built under `out` if absent)."""
+    from pathlib import Path
+
+    from skillit_ray.data_benchmark import data_path_benchmark, markdown
+    from skillit_ray.efficiency_settings import SETTINGS, prepare_data
+    from skillit_ray.storage import write_file
+
+    overrides = prepare_data(SETTINGS["full"]["text"], Path(out) / "data", "full")
+    prepared = next(override.split("=", 1)[1] for override in overrides if override.startswith("data.path="))
+    result = data_path_benchmark(prepared)
+    write_file(report, "# Data path: tokens/s delivered to a training worker\n\n"
+               "`python -m skillit_ray.benchmark data-path` (skillit_ray/data_benchmark.py), "
+               f"{result['cpu_count']} CPU cores, no GPU.\n\n{markdown(result)}".encode())  # fmt: skip
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skillit_ray.benchmark")
     parser.add_argument(
         "which",
-        choices=["throughput", "graph", "many-skills", "efficiency", "chaos", "sampler"],
+        choices=["throughput", "graph", "many-skills", "efficiency", "chaos", "sampler", "data-path"],
         nargs="?",
         default="throughput",
     )
@@ -235,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="efficiency: runs at a time (one thread each)")
     parser.add_argument("--faults-per-kind", type=int, default=2, help="chaos: faults of each of the 5 kinds")
     parser.add_argument("--chaos-out", default="", help="chaos: directory for its runs and logs (default: a temp dir)")
+    parser.add_argument("--data-path-report", default="docs/DATA_PATH.md", help="data-path: the markdown report")
     arguments = parser.parse_args(argv)
     if arguments.which == "efficiency":
         from skillit_ray.efficiency import efficiency
@@ -251,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         from skillit_ray.chaos import chaos
 
         result = chaos(arguments.faults_per_kind, arguments.overrides, arguments.chaos_out or None)
+    elif arguments.which == "data-path":
+        result = data_path(arguments.out, arguments.data_path_report)
     elif arguments.which == "sampler":
         from skillit_ray.sampler_benchmark import sampler_benchmark
 

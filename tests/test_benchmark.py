@@ -35,3 +35,22 @@ def test_the_sampler_benchmark_agrees_with_the_baseline_and_publishes_to_every_w
     assert [row["product_dtype"] for row in update_times(sizes=(10, 1000), repeats=1)] == ["float64", "float32"]
     published = publish_times(worker_counts=(1, 3), num_skills=5, rounds=2)
     assert [(row["workers"], row["skills"]) for row in published] == [(1, 5), (3, 5)]
+
+
+def test_the_data_path_benchmark_measures_both_readers_against_the_plain_loop(ray_local, tmp_path):
+    from skillit_ray.data_benchmark import data_path_benchmark, markdown
+    from skillit_ray.efficiency_settings import SETTINGS, prepare_data
+
+    overrides = prepare_data(SETTINGS["quick"]["text"], tmp_path, "quick")
+    prepared = next(override.split("=", 1)[1] for override in overrides if override.startswith("data.path="))
+    # Ray Data's pipelines take a minute to start on a loaded 2-core machine: its path is the same
+    # stream the training tests read (test_data.py); here only the one it does not run above 32 skills
+    result = data_path_benchmark(prepared, skill_counts=(3, 40), skews=(1, 10), epochs=0.5, readers=("arrow",))
+    by_key = {(row["skills"], row["reader"], row["skew"]): row for row in result["rows"]}
+    assert len(by_key) == 4
+    for row in by_key.values():
+        assert row["tokens_per_s"] > 0 and row["plain_tokens_per_s"] > 0 and row["steps"] >= 1
+    skipped = data_path_benchmark(prepared, skill_counts=(40,), skews=(1,), readers=("ray_data",))["rows"][0]
+    assert skipped["tokens_per_s"] is None and "not run" in skipped["note"]  # above 32 skills, and says why
+    assert result["best_tokens_per_s_per_core"] > 0 and result["cores_per_gpu_for_gpt2_124m_h100"] >= 0
+    assert "| 40 | arrow | 10:1 |" in markdown(result)
