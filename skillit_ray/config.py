@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -434,7 +435,26 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     raw = read_yaml_mapping(path) if path is not None else {}
     for override in overrides or []:
         apply_override(raw, override)
-    return config_from_dict(raw).validate()
+    return with_absolute_local_paths(config_from_dict(raw).validate())
+
+
+LOCAL_PATH_KEYS = (
+    ("data", "path"), ("data", "tokenizer_path"), ("model", "pretrained_path"), ("mixture", "graph_path"),
+    ("run", "storage_path"), ("graph", "output_path"),
+)  # fmt: skip
+"""Keys holding files or directories: relative local paths are made absolute when the config loads."""
+
+
+def with_absolute_local_paths(config: JobConfig) -> JobConfig:
+    """Relative local paths resolved against the working directory where the config is loaded (the
+    driver's), so Ray Train workers and Tune trials, which run elsewhere, find the same files. URIs
+    (s3://, gs://, file://) and `hf:` dataset names are left as they are."""
+    for section_name, key in LOCAL_PATH_KEYS:
+        section = getattr(config, section_name)
+        value = getattr(section, key)
+        if value and "://" not in value and not value.startswith("hf:") and not os.path.isabs(value):
+            setattr(section, key, os.path.abspath(os.path.expanduser(value)))
+    return config
 
 
 def config_from_dict(raw: dict[str, Any]) -> JobConfig:

@@ -1,5 +1,7 @@
 """Config loading, overrides and validation. Run: `.venv/bin/python -m pytest tests/test_config.py`."""
 
+import os
+
 import pytest
 
 from skillit_ray.config import JobConfig, TrainConfig, config_from_dict, describe_keys, load_config
@@ -90,3 +92,17 @@ def test_positional_parquet_split_refuses_packing():
         load_config(None, ["data.parquet_split=positions", "data.pack_sequences=true"])
     with pytest.raises(ValueError, match="data.parquet_split='rows' must be files or positions"):
         load_config(None, ["data.parquet_split=rows"])
+
+
+def test_relative_local_paths_become_absolute_when_the_config_loads(tmp_path, monkeypatch):
+    # Ray Train workers and Tune trials run in other working directories: they must see the same files
+    monkeypatch.chdir(tmp_path)
+    config = load_config(
+        None, ["data.path=data/text", "run.storage_path=s3://bucket/runs", "model.pretrained_path=~/m"]
+    )
+    assert config.data.path == str(tmp_path / "data" / "text")
+    assert config.run.storage_path == "s3://bucket/runs"
+    assert config.model.pretrained_path == os.path.expanduser("~/m")
+    assert (
+        load_config(None, ["data.source=table", "data.path=hf:imdb", "data.skill_column=label"]).data.path == "hf:imdb"
+    )
