@@ -309,10 +309,11 @@ def test_preflight_passes_for_shipped_shapes():
         assert max(node["gpus"] for node in read_cluster_nodes(str(path))) >= 1
 
 
-def test_preflight_names_the_missing_file(tmp_path):
+def test_preflight_names_the_missing_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths resolve against the directory the config is loaded in
     config = load_config(None, ["mixture.graph_path=graphs/nope.npy"])
     with pytest.raises(ValueError, match=r"mixture\.graph_path.*graphs/nope\.npy"):
-        check_job(config, working_dir=str(tmp_path))
+        check_job(config)
     config = load_config(None, ["data.source=parquet", f"data.path={tmp_path / 'missing'}"])
     with pytest.raises(ValueError, match=r"data\.path.*missing"):
         check_job(config)
@@ -320,7 +321,7 @@ def test_preflight_names_the_missing_file(tmp_path):
     assert check_job(uri) == []
     (tmp_path / "graph.npy").write_bytes(b"")
     present = load_config(None, ["mixture.graph_path=graph.npy"])
-    assert check_job(present, working_dir=str(tmp_path)) == []
+    assert present.mixture.graph_path == str(tmp_path / "graph.npy") and check_job(present) == []
 
 
 def test_preflight_rejects_gpu_job_on_cpu_only_shapes(tmp_path):
