@@ -74,6 +74,12 @@ def plot_setting(name: str, runs: list[dict[str, Any]], metric: str, path: Path)
     return save_figure(figure, path)
 
 
+def _run_minutes(runs: list[dict[str, Any]], results: dict[str, Any]) -> float:
+    """Minutes of run time (each run's own wall time) of the reported settings and their tuning runs."""
+    reported = set(results["settings"])
+    return sum(run["wall_s"] for run in runs if run["setting"].split("/")[0] in reported) / 60
+
+
 def write_report(results: dict[str, Any], directory: Path, settings: dict[str, Any], report_path: str = "") -> str:
     """Plots per setting and the markdown report (default `<directory>/RESULTS.md`); returns its path."""
     runs = [json.loads(line) for line in (directory / "runs.jsonl").read_text().splitlines() if line.strip()]
@@ -83,8 +89,11 @@ def write_report(results: dict[str, Any], directory: Path, settings: dict[str, A
         f"Measured with `python -m skillit_ray.benchmark efficiency` (profile `{results['profile']}`, seeds "
         f"{', '.join(map(str, results['seeds']))}) on {machine['cpu_count']} CPU cores ({machine['platform']}), "
         f"{machine['workers'] or 'one after another, no'} runs at a time with one torch thread each; this run took "
-        f"{results['wall_s'] / 60:.1f} min (runs already in runs.jsonl were reused). Mean +/- std over seeds; "
-        "the difference to stratified is paired by seed (same data order and initial weights).\n",
+        f"{results['wall_s'] / 60:.1f} min (runs already in runs.jsonl were reused). The runs reported here "
+        f"took {_run_minutes(runs, results) / 60:.0f} h {_run_minutes(runs, results) % 60:.0f} min of run time in "
+        "all (tuning runs included, graph learning not), so about that divided by the runs at a time of wall "
+        "time. Mean +/- std over seeds; the difference to stratified is paired by seed (same data order and "
+        "initial weights).\n",
     ]
     for name, result in results["settings"].items():
         skills = _skill_names(result, runs, name)
