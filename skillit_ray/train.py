@@ -40,11 +40,10 @@ from skillit_ray.storage import RunStorage
 logger = logging.getLogger("skillit_ray")
 
 
-LEAN_LOCAL_RAY = {
-    "include_dashboard": False,  # the dashboard and its agent poll the node; Ray Train and Tune run without them
-    "_system_config": {"enable_worker_prestart": False, "prestart_worker_first_driver": False},
-}
-"""`run.local_ray=lean`: a local Ray with only what a run needs (idle workers are not started ahead of use)."""
+LEAN_LOCAL_RAY = {"_system_config": {"enable_worker_prestart": False, "prestart_worker_first_driver": False}}
+"""`run.local_ray=lean`: no idle workers started ahead of use. The dashboard stays (on 127.0.0.1): Ray
+Train V2's placement-group cleaner asks the State API it serves for the controller's state, and without
+it logs a failure every few seconds and cannot tell when to clean up."""
 
 
 def connect_ray(config: JobConfig) -> None:

@@ -1,5 +1,6 @@
-"""A run's own local Ray is lean: no dashboard processes and no idle workers started ahead of use, and
-it still runs Ray Train (`run.local_ray=lean`, the default; "full" is Ray's defaults).
+"""A run's own local Ray is lean: no idle workers started ahead of use, and it still runs Ray Train
+without errors in its log (`run.local_ray=lean`, the default; "full" is Ray's defaults). The dashboard
+stays: without it Ray Train's placement-group cleaner logs a State API failure every few seconds.
 
 Runs in a fresh Python process (the test session's shared Ray would be joined instead); the process
 ends its Ray with `ray.shutdown()`. Run: `.venv/bin/python -m pytest tests/test_local_ray.py`.
@@ -26,7 +27,7 @@ print(json.dumps({"processes": names, "steps": summary["steps"]}))
 """
 
 
-def test_a_lean_local_ray_starts_no_dashboard_and_no_idle_workers_and_trains(tmp_path):
+def test_a_lean_local_ray_starts_no_idle_workers_and_trains_with_a_clean_log(tmp_path):
     overrides = ["data.lego_num_variables=3", "train.steps=4", "train.batch_size=4", "train.eval_every_n_steps=4",
                  "mixture.strategy=stratified", "mixture.num_rounds=1", "scaling.cpus_per_worker=1",
                  f"run.storage_path={tmp_path}", "data.num_val_per_skill=4"]  # fmt: skip
@@ -36,5 +37,5 @@ def test_a_lean_local_ray_starts_no_dashboard_and_no_idle_workers_and_trains(tmp
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["steps"] == 4
-    assert not [name for name in result["processes"] if "dashboard" in name.lower() and "agent" not in name.lower()]
     assert "ray::IDLE" not in result["processes"]
+    assert "State API may be temporarily unavailable" not in completed.stdout + completed.stderr
