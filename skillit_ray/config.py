@@ -438,22 +438,35 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return with_absolute_local_paths(config_from_dict(raw).validate())
 
 
-LOCAL_PATH_KEYS = (
-    ("data", "path"), ("data", "tokenizer_path"), ("model", "pretrained_path"), ("mixture", "graph_path"),
-    ("run", "storage_path"), ("graph", "output_path"),
-)  # fmt: skip
-"""Keys holding files or directories: relative local paths are made absolute when the config loads."""
+INPUT_PATH_KEYS = (
+    ("data", "path"),
+    ("data", "tokenizer_path"),
+    ("mixture", "graph_path"),
+    ("model", "pretrained_path"),
+)
+"""Keys naming files or directories a run reads (`preflight` checks that local ones exist)."""
+LOCAL_PATH_KEYS = (*INPUT_PATH_KEYS, ("run", "storage_path"), ("graph", "output_path"))
+"""Every key holding a file or directory: relative local paths are made absolute when the config loads."""
+
+
+def is_local_path(value: str) -> bool:
+    """A non-empty path on this machine's disk: not a URI (s3://, gs://, file://) or an `hf:` dataset name."""
+    return bool(value) and "://" not in value and not value.startswith("hf:")
+
+
+def path_values(config: JobConfig, keys=LOCAL_PATH_KEYS) -> list[tuple[str, str]]:
+    """("section.key", value) of every local path among `keys`."""
+    values = [(f"{section}.{key}", getattr(getattr(config, section), key)) for section, key in keys]
+    return [(name, value) for name, value in values if is_local_path(value)]
 
 
 def with_absolute_local_paths(config: JobConfig) -> JobConfig:
     """Relative local paths resolved against the working directory where the config is loaded (the
     driver's), so Ray Train workers and Tune trials, which run elsewhere, find the same files. URIs
     (s3://, gs://, file://) and `hf:` dataset names are left as they are."""
-    for section_name, key in LOCAL_PATH_KEYS:
-        section = getattr(config, section_name)
-        value = getattr(section, key)
-        if value and "://" not in value and not value.startswith("hf:") and not os.path.isabs(value):
-            setattr(section, key, os.path.abspath(os.path.expanduser(value)))
+    for name, value in path_values(config):
+        section, key = name.split(".")
+        setattr(getattr(config, section), key, os.path.abspath(os.path.expanduser(value)))
     return config
 
 

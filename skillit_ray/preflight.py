@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from skillit_ray.config import JobConfig
+from skillit_ray.config import INPUT_PATH_KEYS, JobConfig, path_values
 
 # Instance-type families with NVIDIA GPUs, for launcher node types that leave `resources` empty
 # (AWS fills them in from the instance type). Prefix match on the family before the dot.
@@ -48,7 +48,7 @@ def check_job(config: JobConfig, cluster_config_path: str | None = None, working
     """
     warnings: list[str] = []
     base = Path(working_dir)
-    for key, value in _local_paths(config):
+    for key, value in path_values(config, INPUT_PATH_KEYS):
         path = Path(value) if Path(value).is_absolute() else base / value
         if not path.exists():
             raise ValueError(
@@ -94,17 +94,6 @@ def check_job(config: JobConfig, cluster_config_path: str | None = None, working
             "Use s3://BUCKET/PREFIX or gs://BUCKET/PREFIX."
         )
     return warnings
-
-
-def _local_paths(config: JobConfig) -> list[tuple[str, str]]:
-    """(key, value) for every non-empty config path that is not a URI."""
-    candidates = [
-        ("data.path", config.data.path),
-        ("data.tokenizer_path", config.data.tokenizer_path),
-        ("mixture.graph_path", config.mixture.graph_path),
-        ("model.pretrained_path", config.model.pretrained_path),
-    ]
-    return [(key, value) for key, value in candidates if value and "://" not in value]
 
 
 def read_cluster_nodes(cluster_config_path: str) -> list[dict[str, Any]]:

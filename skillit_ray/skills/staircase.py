@@ -37,12 +37,10 @@ import string
 import numpy as np
 
 from skillit_ray.skills.base import Sample, SkillGenerator
+from skillit_ray.skills.lego import ANSWER_SUFFIX, OUTPUT_MARKER  # the sentence format is LEGO's
 
 VARIABLE_NAMES = list(string.ascii_lowercase)
 """Fixed variable names: variable i of the main chain is VARIABLE_NAMES[i]."""
-ANSWER_SUFFIX = ", "
-"""Text after the label, as in LEGO."""
-OUTPUT_MARKER = ". Output:"
 
 
 class StaircaseGenerator(SkillGenerator):
