@@ -234,11 +234,28 @@ def data_path(out: str, report: str) -> dict:
     return result
 
 
+def discovery(arguments: argparse.Namespace) -> dict:
+    """The discovery benchmark (`discovery_benchmark.py`); writes its JSON and markdown report."""
+    from skillit_ray.discovery_benchmark import SETTINGS, discovery_benchmark, markdown
+    from skillit_ray.storage import write_file
+
+    settings = [name for name in arguments.settings.split(",") if name] or list(SETTINGS)
+    result = discovery_benchmark(arguments.discovery_out, settings, arguments.rows_per_skill, arguments.runs,
+                                 arguments.steps, arguments.checkpoints, arguments.overrides)  # fmt: skip
+    command = (f"python -m skillit_ray.benchmark discovery --settings {','.join(settings)} --rows-per-skill "
+               f"{arguments.rows_per_skill} --runs {arguments.runs} --steps {arguments.steps} "
+               f"--checkpoints {arguments.checkpoints}")  # fmt: skip
+    write_file(arguments.discovery_report, f"# Skill discovery: hidden skills recovered\n\n`{command}` "
+               f"(skillit_ray/discovery_benchmark.py), {os.cpu_count()} CPU cores, no GPU.\n\n{markdown(result)}\n"
+               f"```json\n{json.dumps(result, indent=2)}\n```\n".encode())  # fmt: skip
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skillit_ray.benchmark")
     parser.add_argument(
         "which",
-        choices=["throughput", "graph", "many-skills", "efficiency", "chaos", "sampler", "data-path"],
+        choices=["throughput", "graph", "many-skills", "efficiency", "chaos", "sampler", "data-path", "discovery"],
         nargs="?",
         default="throughput",
     )
@@ -254,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults-per-kind", type=int, default=2, help="chaos: faults of each of the 5 kinds")
     parser.add_argument("--chaos-out", default="", help="chaos: directory for its runs and logs (default: a temp dir)")
     parser.add_argument("--data-path-report", default="docs/DATA_PATH.md", help="data-path: the markdown report")
+    parser.add_argument("--discovery-out", default="runs/discovery-benchmark", help="discovery: tables and outputs")
+    parser.add_argument("--discovery-report", default="docs/DISCOVERY.md", help="discovery: the markdown report")
+    parser.add_argument("--rows-per-skill", type=int, default=400, help="discovery: rows of each hidden skill")
+    parser.add_argument("--runs", type=int, default=4, help="discovery: short runs")
+    parser.add_argument("--steps", type=int, default=200, help="discovery: steps of each short run")
+    parser.add_argument("--checkpoints", type=int, default=4, help="discovery: checkpoints scored per run")
     arguments = parser.parse_args(argv)
     if arguments.which == "efficiency":
         from skillit_ray.efficiency import efficiency
@@ -270,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         from skillit_ray.chaos import chaos
 
         result = chaos(arguments.faults_per_kind, arguments.overrides, arguments.chaos_out or None)
+    elif arguments.which == "discovery":
+        result = discovery(arguments)
     elif arguments.which == "data-path":
         result = data_path(arguments.out, arguments.data_path_report)
     elif arguments.which == "sampler":

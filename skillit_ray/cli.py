@@ -8,6 +8,8 @@
     skillit-ray tune     --config FILE                 eta / rounds / window search (Ray Tune)
     skillit-ray pipeline --config FILE                 graph -> tune -> train
     skillit-ray corpus   --out FILE.parquet            a real-text table (text, source) from installed packages
+    skillit-ray discover --input TABLE --text-column T --num-skills K --out DIR
+                                                       skills for an unlabeled table from loss trajectories
     skillit-ray compare  RUN_DIR [RUN_DIR ...]         per-skill table of finished runs and a comparison plot
     skillit-ray demo     --out DIR                     staircase: learned graph, Skill-it vs stratified vs random, CPU
     skillit-ray keys                                   every config key: type, default, meaning
@@ -62,6 +64,26 @@ def _add_prepare_parser(commands) -> None:
     _add_config_arguments(prepare, required=False)
 
 
+def _add_discover_parser(commands) -> None:
+    discover = commands.add_parser("discover", help="skills for an unlabeled table from per-sample loss trajectories")
+    discover.add_argument("--input", required=True, help="parquet file/dir/glob, JSONL, CSV or a datasets directory")
+    discover.add_argument("--text-column", default="text")
+    discover.add_argument("--num-skills", type=int, required=True, help="clusters to find (K >= 2)")
+    discover.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
+    discover.add_argument("--true-skill-column", default="", help="evaluation only: score the clusters against it")
+    discover.add_argument("--runs", type=int, default=4, help="short training runs (seeds seed, seed + 1, ...)")
+    discover.add_argument("--steps", type=int, default=200, help="steps of each short run")
+    discover.add_argument("--checkpoints", type=int, default=4, help="evenly spaced checkpoints scored per run")
+    discover.add_argument("--fit-rows", type=int, default=20000, help="rows k-means is fitted on (0: all)")
+    discover.add_argument("--normalization", default="raw", help="raw, relative or centered loss trajectories")
+    discover.add_argument("--seed", type=int, default=0)
+    discover.add_argument("--tokenizer", default="", help="a tokenizer directory or tokenizer.json to use")
+    discover.add_argument("--tokenizer-vocab-size", type=int, default=0, help="or train a byte-level BPE of this size")
+    discover.add_argument("--scoring-workers", type=int, default=0, help="Ray Data scoring actors (0: one per CPU)")
+    discover.add_argument("--overwrite", action="store_true", help="clear a non-empty --out first")
+    _add_config_arguments(discover, required=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skillit-ray", description="Skill-it! online data mixing on Ray.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--out", required=True, help="parquet file to write (local or s3:// / gs://)")
     corpus.add_argument("--documents-per-source", type=int, default=1650)
     corpus.add_argument("--seed", type=int, default=0)
+    _add_discover_parser(commands)
     compare = commands.add_parser("compare", help="per-skill table of finished runs and a comparison plot")
     compare.add_argument("runs", nargs="+", help="run directories (local or s3:// / gs://)")
     compare.add_argument("--plot", help="comparison PNG (default: comparison.png beside the first run)")
@@ -114,6 +137,8 @@ def _dispatch(arguments: argparse.Namespace) -> int:
         counts = build_corpus_table(arguments.out, arguments.documents_per_source, seed=arguments.seed)
         print(f"wrote {arguments.out}: documents per source {counts}")
         return 0
+    if arguments.command == "discover":
+        return _discover(arguments)
     config = load_config(arguments.config, arguments.overrides)
     if arguments.command == "prepare":
         return _prepare(arguments, config)
@@ -158,6 +183,21 @@ def _prepare(arguments: argparse.Namespace, config) -> int:
     )  # fmt: skip
     path = prepare_table(options)
     print(f"wrote {path}; train with --set data.source=parquet --set data.path={arguments.out}")
+    return 0
+
+
+def _discover(arguments: argparse.Namespace) -> int:
+    from skillit_ray.discover import DiscoverOptions, discover
+
+    names = ("input", "out", "num_skills", "text_column", "true_skill_column", "runs", "steps", "checkpoints",
+             "fit_rows", "normalization", "seed", "tokenizer", "tokenizer_vocab_size", "config", "overrides",
+             "scoring_workers", "overwrite")  # fmt: skip
+    options = DiscoverOptions(**{name: getattr(arguments, name) for name in names})
+    options.config = options.config or ""
+    report = discover(options)
+    print(json.dumps(report["methods"], indent=2))
+    print(f"wrote {arguments.out}/discovered.parquet; prepare it with: skillit-ray prepare table "
+          f"--input {arguments.out}/discovered.parquet --skill-column skill --text-column text ...")  # fmt: skip
     return 0
 
 

@@ -278,8 +278,13 @@ def quiet_per_report_logs() -> None:
 # ----------------------------------------------------------------------------- in process
 
 
-def run_local_training(config: JobConfig, on_evaluation=None, use_gpu: bool | None = None) -> dict[str, Any]:
+def run_local_training(
+    config: JobConfig, on_evaluation=None, use_gpu: bool | None = None, on_checkpoint=None
+) -> dict[str, Any]:
     """Train in this process (one worker, local sampler state); returns the sampler's records.
+
+    `on_checkpoint(step, directory)`, when given, receives every checkpoint (`checkpoint_steps`) while
+    its staging directory exists (skill discovery keeps the model weights); without it none is written.
 
     The device is a GPU when `use_gpu` (default: when the graph or tune trials ask for GPUs) and
     one is visible. Parquet is read with pyarrow in this process unless `data.parquet_reader=ray_data`
@@ -297,8 +302,11 @@ def run_local_training(config: JobConfig, on_evaluation=None, use_gpu: bool | No
     def report(metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
         if on_evaluation is not None:
             on_evaluation(metrics)
+        if on_checkpoint is not None and checkpoint_directory is not None:
+            on_checkpoint(metrics["step"], checkpoint_directory)
 
-    result = training_loop(config, setup, context, state, report, None, write_checkpoints=False)
+    write_checkpoints = on_checkpoint is not None
+    result = training_loop(config, setup, context, state, report, None, write_checkpoints=write_checkpoints)
     records = state.records()
     if records["stopped"]:
         raise ValueError(records["stopped"])

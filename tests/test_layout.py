@@ -20,6 +20,7 @@ PURE_MODULES = [
     "report.py",
     "prepare.py",
     "storage.py",
+    "discovery.py",
 ]
 PURE_MODULES += [f"skills/{path.name}" for path in (PACKAGE / "skills").glob("*.py")]
 

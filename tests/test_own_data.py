@@ -240,3 +240,14 @@ def test_bad_tokenizers_are_refused_before_ray(lego_dataset, tmp_path):
         resolve_run(load_config(None, [f"data.path={directory}", f"data.tokenizer_path={lego_tokenizer}", *RUN]))
     with pytest.raises(ValueError, match="vocab_size=100 but the tokenizer has 320 tokens"):
         resolve_run(load_config(None, [f"data.path={directory}", "model.overrides={vocab_size: 100}", *RUN]))
+
+
+def test_a_sequence_length_that_cuts_synthetic_samples_is_refused_before_ray():
+    from skillit_ray.config import load_config
+    from skillit_ray.data import resolve_run
+
+    resolved, _ = resolve_run(load_config(None, ["data.lego_num_variables=5"]))
+    longest = resolved.data.sequence_length  # auto: the longest sampled row, rounded up to a multiple of 8
+    with pytest.raises(ValueError, match=r"data.sequence_length=24 is shorter than the longest sampled lego sample"):
+        resolve_run(load_config(None, ["data.lego_num_variables=5", "data.sequence_length=24"]))
+    assert resolve_run(load_config(None, ["data.lego_num_variables=5", f"data.sequence_length={longest}"]))

@@ -52,8 +52,26 @@ def resolve_run(config: JobConfig) -> tuple[JobConfig, SkillSetup]:
     model_name = f"model.pretrained_path={pretrained_path}" if pretrained_path else "the model"
     check_model_vocabulary(vocab_size, tokenizer, model_name, MAX_ADDED_TOKENS if config.model.pretrained_path else 0)
     resolved = with_data_shape(config, setup, tokenizer, items, positions)
+    check_samples_fit(resolved, setup, tokenizer, items)
     check_model_builds(resolved, len(tokenizer))
     return resolved, setup
+
+
+def check_samples_fit(config: JobConfig, setup: SkillSetup, tokenizer, items: dict) -> None:
+    """Synthetic samples (scored on their answer) must fit `data.sequence_length` whole: a cut sample loses
+    its answer in training, and its prompt would run past the model's position table in evaluation."""
+    samples = [item for rows in items.values() for item in rows if isinstance(item, Sample)]
+    if not samples:
+        return
+    longest = max(
+        len(ids) for ids in tokenizer([sample.text for sample in samples], add_special_tokens=False)["input_ids"]
+    )
+    if longest > config.data.sequence_length:
+        raise ValueError(
+            f"data.sequence_length={config.data.sequence_length} is shorter than the longest sampled {setup.family} "
+            f"sample ({longest} tokens), which would be cut before its answer; set data.sequence_length to at "
+            f"least {longest}, or 0 to size it from the data"
+        )
 
 
 def check_model_builds(config: JobConfig, vocab_size: int) -> None:
