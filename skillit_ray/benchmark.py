@@ -243,7 +243,7 @@ def discovery(arguments: argparse.Namespace) -> dict:
     result = discovery_benchmark(arguments.discovery_out, settings, arguments.rows_per_skill, arguments.runs,
                                  arguments.steps, arguments.checkpoints, arguments.overrides)  # fmt: skip
     command = (f"python -m skillit_ray.benchmark discovery --settings {','.join(settings)} --rows-per-skill "
-               f"{arguments.rows_per_skill} --runs {arguments.runs} --steps {arguments.steps} "
+               f"{arguments.rows_per_skill} --runs {arguments.runs} --steps {arguments.steps or 'per setting'} "
                f"--checkpoints {arguments.checkpoints}")  # fmt: skip
     write_file(arguments.discovery_report, f"# Skill discovery: hidden skills recovered\n\n`{command}` "
                f"(skillit_ray/discovery_benchmark.py), {os.cpu_count()} CPU cores, no GPU.\n\n{markdown(result)}\n"
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--discovery-report", default="docs/DISCOVERY.md", help="discovery: the markdown report")
     parser.add_argument("--rows-per-skill", type=int, default=400, help="discovery: rows of each hidden skill")
     parser.add_argument("--runs", type=int, default=4, help="discovery: short runs")
-    parser.add_argument("--steps", type=int, default=200, help="discovery: steps of each short run")
+    parser.add_argument("--steps", type=int, default=0, help="discovery: steps of each short run (0: per setting)")
     parser.add_argument("--checkpoints", type=int, default=4, help="discovery: checkpoints scored per run")
     arguments = parser.parse_args(argv)
     if arguments.which == "efficiency":

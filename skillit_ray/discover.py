@@ -302,7 +302,9 @@ def score_rows(staged: Path, config: JobConfig, checkpoints: list[list[str]], wo
     # one CPU is left to the read tasks: scoring actors holding every CPU would wait forever for their input
     slots = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)
     columns = [name for name in pq.read_schema(staged).names if name != "skill"]
-    dataset = ray.data.read_parquet(str(staged), columns=columns).map_batches(
+    # blocks for every actor: the staged file has few row groups, and one block keeps one actor busy
+    blocks = max(1, min(4 * slots, pq.ParquetFile(staged).metadata.num_rows // SCORING_BATCH_ROWS))
+    dataset = ray.data.read_parquet(str(staged), columns=columns).repartition(blocks).map_batches(
         TrajectoryScorer,
         fn_constructor_kwargs={"config": config.to_dict(), "checkpoints": flat,
                                "embedding_checkpoint": checkpoints[0][-1]},  # fmt: skip

@@ -8,8 +8,10 @@ embedding baseline (same model, same clusterer), next to the paper's figures (se
 10 runs' loss trajectories, 24-38% from pre-trained embeddings, on its synthetic skills).
 
 Settings: `text`, the efficiency benchmark's real-text corpus (`corpus.py`, 5 sources; sources
-hidden); `lego` (5 skills) and `addition` (3 skills) from the generators, as prompt/answer rows so the
-loss is the answer's, as the paper scores them.
+hidden); `lego` (5 skills), `addition` (3 skills) and `staircase` (4 skills, the demo's chain, whose
+skills a tiny model learns one after another) from the generators, as prompt/answer rows so the loss
+is the answer's, as the paper scores them. A setting whose `discovery.json` holds the same options is
+read back, not run again.
 """
 
 from __future__ import annotations
@@ -21,20 +23,29 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+STAIRCASE_OPTIONS = {"num_skills": 4, "chain_length": 12, "negation_probability": 0.25}
+"""The demo's and the efficiency benchmark's staircase."""
 PAPER = {"loss_trajectories": "61% (10 runs)", "embeddings": "24-38% (pre-trained embeddings)"}
 """Skill-it section 2.3, its synthetic skills."""
 SETTINGS: dict[str, dict[str, Any]] = {
-    "text": {"num_skills": 5, "tokenizer_vocab_size": 4096, "overrides": ["data.sequence_length=128"]},
-    "lego": {"num_skills": 5, "tokenizer_vocab_size": 300, "overrides": ["data.sequence_length=0"]},
-    "addition": {"num_skills": 3, "tokenizer_vocab_size": 300, "overrides": ["data.sequence_length=0"]},
+    "text": {"num_skills": 5, "tokenizer_vocab_size": 4096, "steps": 200, "overrides": ["data.sequence_length=128"]},
+    "lego": {"num_skills": 5, "tokenizer_vocab_size": 300, "steps": 200, "overrides": ["data.sequence_length=0"]},
+    "addition": {"num_skills": 3, "tokenizer_vocab_size": 300, "steps": 200, "overrides": ["data.sequence_length=0"]},
+    "staircase": {
+        "num_skills": 4,
+        "tokenizer_vocab_size": 300,
+        "steps": 800,
+        "overrides": ["data.sequence_length=0", "train.batch_size=32"],
+    },  # the demo's batch
 }
+"""Per setting: skills, tokenizer size, short-run steps (unless --steps), short-run overrides."""
 
 
 def synthetic_table(family: str, rows_per_skill: int, path: Path, seed: int = 0) -> Path:
     """Every skill's first `rows_per_skill` training samples, interleaved, as prompt/answer rows with their skill."""
     from skillit_ray.skills import get_skill_generator
 
-    generator = get_skill_generator(family)
+    generator = get_skill_generator(family, **(STAIRCASE_OPTIONS if family == "staircase" else {}))
     rows: dict[str, list[str]] = {"prompt": [], "answer": [], "skill": []}
     for index in range(rows_per_skill):
         for skill_index, skill in enumerate(generator.skill_names):
@@ -60,6 +71,18 @@ def setting_table(name: str, work: Path, rows_per_skill: int) -> dict[str, str]:
     return {"input": str(table), "prompt_column": "prompt", "answer_column": "answer", "true_skill_column": "skill"}
 
 
+def finished_report(options) -> dict[str, Any] | None:
+    """The setting's `discovery.json` when an earlier run wrote it with these options."""
+    from dataclasses import asdict
+
+    path = Path(options.out) / "discovery.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    wanted = {key: value for key, value in asdict(options).items() if key != "overwrite"}
+    return report if report.get("options") == json.loads(json.dumps(wanted)) else None
+
+
 def discovery_benchmark(out: str, settings: list[str], rows_per_skill: int, runs: int, steps: int,
                         checkpoints: int, overrides: list[str]) -> dict[str, Any]:  # fmt: skip
     """Discover every setting's skills; the figures per method."""
@@ -71,12 +94,13 @@ def discovery_benchmark(out: str, settings: list[str], rows_per_skill: int, runs
         setting = SETTINGS[name]
         columns = setting_table(name, work / "tables", rows_per_skill)
         options = DiscoverOptions(
-            out=str(work / name), num_skills=setting["num_skills"], runs=runs, steps=steps, checkpoints=checkpoints,
-            tokenizer_vocab_size=setting["tokenizer_vocab_size"], overrides=setting["overrides"] + overrides,
-            overwrite=True, **columns,
+            out=str(work / name), num_skills=setting["num_skills"], runs=runs, steps=steps or setting["steps"],
+            checkpoints=checkpoints, tokenizer_vocab_size=setting["tokenizer_vocab_size"],
+            overrides=setting["overrides"] + overrides, overwrite=True, **columns,
         )  # fmt: skip
-        report = discover(options)
-        results[name] = {"rows": report["rows"], "num_skills": setting["num_skills"], "runs": runs, "steps": steps,
+        report = finished_report(options) or discover(options)
+        results[name] = {"rows": report["rows"], "num_skills": setting["num_skills"], "runs": runs,
+                         "steps": options.steps,
                          "checkpoint_steps": report["checkpoint_steps"], "seconds": report["seconds"],
                          "methods": report["methods"]}  # fmt: skip
         print(json.dumps({name: results[name]}), flush=True)
