@@ -247,13 +247,13 @@ class MixtureConfig:
     uniform_mix: float = 0.0
     """Collapse guard for skillit/static/no_graph/aioli, a deviation from the paper (0: off, the paper):
     p = (1 - uniform_mix) p + uniform_mix / k, so every skill keeps at least uniform_mix / k of the data."""
-    aioli_rounds_per_update: int = 10
+    aioli_rounds_per_update: int = mixture_strategies.AioliMixture.rounds_per_update
     """Aioli: rounds (its sub-rounds) per update; the first k x aioli_probe_sweeps of them are probes."""
-    aioli_probe_sweeps: int = 1
+    aioli_probe_sweeps: int = mixture_strategies.AioliMixture.probe_sweeps
     """Aioli (lp_rounds): probe sweeps over the k skills per update."""
-    aioli_one_hot_factor: float = 0.5
+    aioli_one_hot_factor: float = mixture_strategies.AioliMixture.one_hot_factor
     """Aioli: the probed skill's share in a probe mixture (1: one-hot)."""
-    aioli_ema: float = 0.5
+    aioli_ema: float = mixture_strategies.AioliMixture.ema
     """Aioli: weight of the previous interaction matrix in its moving average (0: the latest only)."""
 
     def validate(self) -> None:

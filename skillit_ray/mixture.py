@@ -328,10 +328,10 @@ class StrategyOptions:
     uniform_mix: float = 0.0
     total_steps: int = 0
     seed: int = 0
-    aioli_rounds_per_update: int = 10
-    aioli_probe_sweeps: int = 1
-    aioli_one_hot_factor: float = 0.5
-    aioli_ema: float = 0.5
+    aioli_rounds_per_update: int = AioliMixture.rounds_per_update  # one default: Aioli's own
+    aioli_probe_sweeps: int = AioliMixture.probe_sweeps
+    aioli_one_hot_factor: float = AioliMixture.one_hot_factor
+    aioli_ema: float = AioliMixture.ema
 
     @property
     def window_reduction(self) -> str:
