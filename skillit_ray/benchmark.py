@@ -242,8 +242,9 @@ def discovery(arguments: argparse.Namespace) -> dict:
     settings = [name for name in arguments.settings.split(",") if name] or list(SETTINGS)
     result = discovery_benchmark(arguments.discovery_out, settings, arguments.rows_per_skill, arguments.runs,
                                  arguments.steps, arguments.checkpoints, arguments.overrides)  # fmt: skip
+    steps = f" --steps {arguments.steps}" if arguments.steps else ""
     command = (f"python -m skillit_ray.benchmark discovery --settings {','.join(settings)} --rows-per-skill "
-               f"{arguments.rows_per_skill} --runs {arguments.runs} --steps {arguments.steps or 'per setting'} "
+               f"{arguments.rows_per_skill} --runs {arguments.runs}{steps} "
                f"--checkpoints {arguments.checkpoints}")  # fmt: skip
     write_file(arguments.discovery_report, f"# Skill discovery: hidden skills recovered\n\n`{command}` "
                f"(skillit_ray/discovery_benchmark.py), {os.cpu_count()} CPU cores, no GPU.\n\n{markdown(result)}\n"

@@ -110,14 +110,15 @@ def discovery_benchmark(out: str, settings: list[str], rows_per_skill: int, runs
 def markdown(result: dict[str, Any]) -> str:
     """The figures as a markdown table."""
     lines = [
-        "| setting | rows | skills | runs x checkpoints | loss trajectories: accuracy | ARI | embeddings: accuracy "
-        "| ARI | short runs s | scoring s |",
+        "| setting | rows | skills (chance) | runs x checkpoints (steps) | loss trajectories: accuracy | ARI "
+        "| embeddings: accuracy | ARI | short runs s | scoring s |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, entry in result["settings"].items():
         loss, embedding = entry["methods"]["loss_trajectories"], entry["methods"]["embeddings"]
         lines.append(
-            f"| {name} | {entry['rows']} | {entry['num_skills']} | {entry['runs']} x {len(entry['checkpoint_steps'])} "
+            f"| {name} | {entry['rows']} | {entry['num_skills']} ({1 / entry['num_skills']:.0%}) "
+            f"| {entry['runs']} x {len(entry['checkpoint_steps'])} ({entry['steps']}) "
             f"| {loss['accuracy']:.1%} | {loss['adjusted_rand_index']:.3f} | {embedding['accuracy']:.1%} "
             f"| {embedding['adjusted_rand_index']:.3f} | {entry['seconds']['short_runs']} "
             f"| {entry['seconds']['scoring']} |"
