@@ -75,12 +75,15 @@ def _add_discover_parser(commands) -> None:
     discover.add_argument("--steps", type=int, default=200, help="steps of each short run")
     discover.add_argument("--checkpoints", type=int, default=4, help="evenly spaced checkpoints scored per run")
     discover.add_argument("--fit-rows", type=int, default=20000, help="rows k-means is fitted on (0: all)")
-    discover.add_argument("--normalization", default="raw", help="raw, relative or centered loss trajectories")
+    discover.add_argument("--normalization", default="centered", help="centered, relative or raw loss trajectories")
     discover.add_argument("--seed", type=int, default=0)
     discover.add_argument("--tokenizer", default="", help="a tokenizer directory or tokenizer.json to use")
     discover.add_argument("--tokenizer-vocab-size", type=int, default=0, help="or train a byte-level BPE of this size")
     discover.add_argument("--scoring-workers", type=int, default=0, help="Ray Data scoring actors (0: one per CPU)")
     discover.add_argument("--overwrite", action="store_true", help="clear a non-empty --out first")
+    discover.add_argument(
+        "--recluster", action="store_true", help="cluster the trajectories in --out again (new K, normalization)"
+    )
     _add_config_arguments(discover, required=False)
 
 
@@ -187,14 +190,14 @@ def _prepare(arguments: argparse.Namespace, config) -> int:
 
 
 def _discover(arguments: argparse.Namespace) -> int:
-    from skillit_ray.discover import DiscoverOptions, discover
+    from skillit_ray.discover import DiscoverOptions, discover, recluster
 
     names = ("input", "out", "num_skills", "text_column", "true_skill_column", "runs", "steps", "checkpoints",
              "fit_rows", "normalization", "seed", "tokenizer", "tokenizer_vocab_size", "config", "overrides",
              "scoring_workers", "overwrite")  # fmt: skip
     options = DiscoverOptions(**{name: getattr(arguments, name) for name in names})
     options.config = options.config or ""
-    report = discover(options)
+    report = recluster(options) if arguments.recluster else discover(options)
     print(json.dumps(report["methods"], indent=2))
     print(f"wrote {arguments.out}/discovered.parquet; prepare it with: skillit-ray prepare table "
           f"--input {arguments.out}/discovered.parquet --skill-column skill --text-column text ...")  # fmt: skip

@@ -27,6 +27,7 @@ given `--seed`: seeded runs, seeded fit rows, seeded k-means.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -79,7 +80,7 @@ class DiscoverOptions:
     steps: int = 200
     checkpoints: int = 4
     fit_rows: int = 20000
-    normalization: str = "raw"
+    normalization: str = "centered"
     seed: int = 0
     tokenizer: str = ""
     tokenizer_vocab_size: int = 0
@@ -393,4 +394,30 @@ def discover(options: DiscoverOptions) -> dict[str, Any]:
     write_outputs(out, work / "rows.parquet", truth, losses, embeddings, clusters, report)
     logger.info("discover: %s", json.dumps({name: {key: entry.get(key) for key in ("accuracy", "adjusted_rand_index",
                 "cluster_sizes")} for name, entry in report["methods"].items()}))  # fmt: skip
+    return report
+
+
+CLUSTERING_OPTIONS = ("num_skills", "normalization", "fit_rows")
+"""Options that only change the clustering: `--recluster` applies new values to the trajectories already there."""
+
+
+def recluster(options: DiscoverOptions) -> dict[str, Any]:
+    """Cluster again the trajectories and embeddings an earlier `discover` wrote to `options.out`, with this
+    call's K, normalization and fit rows (no short runs, no scoring; the earlier seed); rewrites the table and
+    the report. Every other option is the earlier run's."""
+    out = Path(options.out)
+    if not (out / "trajectories.npz").is_file() or not (out / "discovery.json").is_file():
+        raise ValueError(f"--recluster: {out} has no trajectories.npz and discovery.json; run discover there first")
+    report = json.loads((out / "discovery.json").read_text())
+    arrays = np.load(out / "trajectories.npz")
+    check_discovery_request(len(arrays["losses"]), options.num_skills, str(out / "trajectories.npz"))
+    table = pq.read_table(out / "discovered.parquet")
+    truth = table.column("true_skill").to_pylist() if "true_skill" in table.column_names else None
+    seeded = dataclasses.replace(options, seed=report["options"]["seed"])
+    clusters = cluster_and_score(arrays["losses"], arrays["embeddings"], truth, seeded)
+    report["options"].update({key: getattr(options, key) for key in CLUSTERING_OPTIONS})
+    report["methods"] = {
+        name: {key: value for key, value in entry.items() if key != "labels"} for name, entry in clusters.items()
+    }
+    write_outputs(out, out / "work" / "rows.parquet", truth, arrays["losses"], arrays["embeddings"], clusters, report)
     return report

@@ -72,15 +72,44 @@ def setting_table(name: str, work: Path, rows_per_skill: int) -> dict[str, str]:
 
 
 def finished_report(options) -> dict[str, Any] | None:
-    """The setting's `discovery.json` when an earlier run wrote it with these options."""
+    """The setting's report when an earlier run wrote its trajectories with these options (clustered again
+    when only the clustering options differ), else None."""
     from dataclasses import asdict
+
+    from skillit_ray.discover import CLUSTERING_OPTIONS, recluster
 
     path = Path(options.out) / "discovery.json"
     if not path.is_file():
         return None
     report = json.loads(path.read_text())
-    wanted = {key: value for key, value in asdict(options).items() if key != "overwrite"}
-    return report if report.get("options") == json.loads(json.dumps(wanted)) else None
+    wanted = json.loads(json.dumps({key: value for key, value in asdict(options).items() if key != "overwrite"}))
+    if {key: value for key, value in report.get("options", {}).items() if key not in CLUSTERING_OPTIONS} != {
+        key: value for key, value in wanted.items() if key not in CLUSTERING_OPTIONS
+    }:
+        return None
+    return report if report["options"] == wanted else {**recluster(options), "seconds": report["seconds"]}
+
+
+def normalization_scores(out: Path, num_skills: int, seed: int, fit_rows: int) -> dict[str, dict[str, float]]:
+    """Accuracy and adjusted Rand index of the loss trajectories under every normalization (same runs)."""
+    import numpy as np
+
+    from skillit_ray.discovery import (
+        TRAJECTORY_NORMALIZATIONS,
+        adjusted_rand_index,
+        fit_clusters,
+        matching_accuracy,
+        trajectory_features,
+    )
+
+    losses = np.load(out / "trajectories.npz")["losses"]
+    truth = pq.read_table(out / "discovered.parquet", columns=["true_skill"]).column(0).to_pylist()
+    scores = {}
+    for normalization in TRAJECTORY_NORMALIZATIONS:
+        labels, _ = fit_clusters(trajectory_features(losses, normalization), num_skills, seed, fit_rows)
+        scores[normalization] = {"accuracy": matching_accuracy(truth, labels),
+                                 "adjusted_rand_index": adjusted_rand_index(truth, labels)}  # fmt: skip
+    return scores
 
 
 def discovery_benchmark(out: str, settings: list[str], rows_per_skill: int, runs: int, steps: int,
@@ -102,7 +131,9 @@ def discovery_benchmark(out: str, settings: list[str], rows_per_skill: int, runs
         results[name] = {"rows": report["rows"], "num_skills": setting["num_skills"], "runs": runs,
                          "steps": options.steps,
                          "checkpoint_steps": report["checkpoint_steps"], "seconds": report["seconds"],
-                         "methods": report["methods"]}  # fmt: skip
+                         "methods": report["methods"], "normalization": options.normalization,
+                         "by_normalization": normalization_scores(Path(options.out), options.num_skills, options.seed,
+                                                                  options.fit_rows)}  # fmt: skip
         print(json.dumps({name: results[name]}), flush=True)
     return {"benchmark": "discovery", "settings": results, "paper": PAPER}
 
@@ -123,6 +154,20 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {embedding['adjusted_rand_index']:.3f} | {entry['seconds']['short_runs']} "
             f"| {entry['seconds']['scoring']} |"
         )
+    names = list(next(iter(result["settings"].values()))["by_normalization"]) if result["settings"] else []
+    lines += [
+        "",
+        f"Loss trajectories under each normalization (same runs; the table above uses "
+        f"`--normalization {next(iter(result['settings'].values()))['normalization'] if names else ''}`), "
+        "accuracy / ARI:",
+        "",
+        "| setting | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for name, entry in result["settings"].items():
+        scores = entry["by_normalization"]
+        cells = [f"{scores[key]['accuracy']:.1%} / {scores[key]['adjusted_rand_index']:.3f}" for key in names]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"Paper (section 2.3): loss trajectories {PAPER['loss_trajectories']}, embeddings {PAPER['embeddings']}.",

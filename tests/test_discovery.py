@@ -1,6 +1,7 @@
 """Skill discovery: planted clusters are recovered, scores are right, bad input fails before Ray, and the
 command writes a table that `prepare table` takes as it is."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -107,7 +108,7 @@ def test_bad_input_fails_before_ray_starts(tmp_path, capsys):
 
 
 def test_discover_writes_a_skill_table_that_prepare_takes(ray_local, tmp_path):
-    from skillit_ray.discover import DiscoverOptions, discover
+    from skillit_ray.discover import DiscoverOptions, discover, recluster
     from skillit_ray.prepare_table import TableOptions, prepare_table
 
     table = two_skill_table(tmp_path / "table.parquet")
@@ -130,6 +131,13 @@ def test_discover_writes_a_skill_table_that_prepare_takes(ray_local, tmp_path):
     manifest = prepare_table(TableOptions(input=str(out / "discovered.parquet"), out=str(tmp_path / "prepared"),
                                           val_rows=4, tokenizer=str(out / "tokenizer")))  # fmt: skip
     assert json.loads(manifest.read_text())["skills"] == sorted(set(written["skill"]))
+    # --recluster: new K and normalization on the same trajectories, no new runs
+    again = recluster(dataclasses.replace(options, num_skills=3, normalization="raw"))
+    assert again["options"]["num_skills"] == 3 and again["options"]["normalization"] == "raw"
+    assert len(again["methods"]["loss_trajectories"]["cluster_sizes"]) == 3
+    assert set(pq.read_table(out / "discovered.parquet").column("skill").to_pylist()) <= {"skill_00", "skill_01",
+                                                                                           "skill_02"}  # fmt: skip
+    np.testing.assert_array_equal(np.load(out / "trajectories.npz")["losses"], arrays["losses"])
 
 
 @pytest.mark.slow
