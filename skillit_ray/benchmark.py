@@ -252,11 +252,36 @@ def discovery(arguments: argparse.Namespace) -> dict:
     return result
 
 
+def discovery_downstream(arguments: argparse.Namespace) -> dict:
+    """Skill-it on discovered vs true skills vs stratified (`discovery_downstream.py`); appends to the report."""
+    from skillit_ray.discovery_downstream import downstream, markdown
+    from skillit_ray.storage import write_file
+
+    seeds = [int(seed) for seed in arguments.seeds.split(",")]
+    result = downstream(arguments.discovery_out, seeds, arguments.rows_per_skill, arguments.runs)
+    command = (f"python -m skillit_ray.benchmark discovery-downstream --rows-per-skill {arguments.rows_per_skill} "
+               f"--runs {arguments.runs} --seeds {arguments.seeds}")  # fmt: skip
+    write_file(arguments.discovery_report, f"# Skill-it on discovered skills\n\n`{command}` "
+               f"(skillit_ray/discovery_downstream.py), {os.cpu_count()} CPU cores, no GPU.\n\n{markdown(result)}\n"
+               f"```json\n{json.dumps(result, indent=2)}\n```\n".encode())  # fmt: skip
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skillit_ray.benchmark")
     parser.add_argument(
         "which",
-        choices=["throughput", "graph", "many-skills", "efficiency", "chaos", "sampler", "data-path", "discovery"],
+        choices=[
+            "throughput",
+            "graph",
+            "many-skills",
+            "efficiency",
+            "chaos",
+            "sampler",
+            "data-path",
+            "discovery",
+            "discovery-downstream",
+        ],
         nargs="?",
         default="throughput",
     )
@@ -296,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         result = chaos(arguments.faults_per_kind, arguments.overrides, arguments.chaos_out or None)
     elif arguments.which == "discovery":
         result = discovery(arguments)
+    elif arguments.which == "discovery-downstream":
+        result = discovery_downstream(arguments)
     elif arguments.which == "data-path":
         result = data_path(arguments.out, arguments.data_path_report)
     elif arguments.which == "sampler":
