@@ -7,11 +7,13 @@ meet a broken code path first. Run: `.venv/bin/python -m pytest tests/test_bench
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from skillit_ray.benchmark import throughput
 
 
+@pytest.mark.slow  # 35 s: a Ray Train run beside two plain loops; the default suite stays under 10 minutes
 def test_throughput_reports_plain_loop_and_pipeline_in_one_run(ray_local):
     threads = torch.get_num_threads()
     try:

@@ -3,7 +3,7 @@ without errors in its log (`run.local_ray=lean`, the default; "full" is Ray's de
 stays: without it Ray Train's placement-group cleaner logs a State API failure every few seconds.
 
 Runs in a fresh Python process (the test session's shared Ray would be joined instead); the process
-ends its Ray with `ray.shutdown()`. Run: `.venv/bin/python -m pytest tests/test_local_ray.py`.
+ends its Ray with `ray.shutdown()`. Slow (a second local Ray): `make test-slow`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+
+import pytest
 
 PROBE = """
 import json, sys
@@ -27,6 +29,7 @@ print(json.dumps({"processes": names, "steps": summary["steps"]}))
 """
 
 
+@pytest.mark.slow  # 42 s: a second local Ray with its dashboard; the default suite stays under 10 minutes
 def test_a_lean_local_ray_starts_no_idle_workers_and_trains_with_a_clean_log(tmp_path):
     overrides = ["data.lego_num_variables=3", "train.steps=4", "train.batch_size=4", "train.eval_every_n_steps=4",
                  "mixture.strategy=stratified", "mixture.num_rounds=1", "scaling.cpus_per_worker=1",
