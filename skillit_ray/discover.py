@@ -111,7 +111,8 @@ class DiscoverOptions:
             self.answer_column,
         ):
             raise ValueError(
-                f"--true-skill-column {self.true_skill_column!r} is the text column; name the label column"
+                f"--true-skill-column {self.true_skill_column!r} is also a text column the method reads; "
+                "name the label column"
             )
 
 
