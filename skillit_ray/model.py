@@ -268,17 +268,31 @@ def next_token_losses(logits: torch.Tensor, labels: torch.Tensor, reduction: str
     Returns:
         The losses as a float32 tensor on the logits' device.
     """
-    shifted_logits, shifted_labels = logits[:, :-1].float(), labels[:, 1:]
-    if reduction == "none":
-        return torch.nn.functional.cross_entropy(
-            shifted_logits.transpose(1, 2), shifted_labels, ignore_index=IGNORED_LABEL, reduction="none"
-        )
-    return torch.nn.functional.cross_entropy(
-        shifted_logits.reshape(-1, logits.size(-1)),
+    if reduction != "none":
+        return _shifted_cross_entropy(logits, labels, reduction)
+    # a few rows at a time: their float32 copy stays in cache (6x faster on CPU than one call over
+    # the whole batch transposed to (batch, vocabulary, length))
+    chunks = [
+        _shifted_cross_entropy(logits[start : start + ROWS_PER_LOSS], labels[start : start + ROWS_PER_LOSS], "none")
+        for start in range(0, logits.size(0), ROWS_PER_LOSS)
+    ]
+    return torch.cat(chunks) if chunks else torch.zeros((0, max(0, logits.size(1) - 1)), device=logits.device)
+
+
+def _shifted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Float32 cross-entropy of logits at t against labels at t + 1, over flat (positions, vocabulary)."""
+    shifted_labels = labels[:, 1:]
+    losses = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.size(-1)),
         shifted_labels.reshape(-1),
         ignore_index=IGNORED_LABEL,
         reduction=reduction,
     )
+    return losses.view(shifted_labels.shape) if reduction == "none" else losses
+
+
+ROWS_PER_LOSS = 16
+"""Rows whose per-position losses `next_token_losses` computes at once (bounds the float32 logits copy)."""
 
 
 def labels_for(input_ids: np.ndarray, pad_id: int) -> np.ndarray:

@@ -85,3 +85,25 @@ def test_skillit_without_a_graph_says_how_to_get_one(tmp_path):
         ValueError, match="needs a skills graph: learn one with `skillit-ray graph.*mixture.strategy=no_graph"
     ):
         run_local_training(config)
+
+
+def test_per_position_losses_match_one_cross_entropy_over_the_whole_batch():
+    """`next_token_losses` scores a few rows at a time: the same losses as torch's single call."""
+    import torch
+
+    from skillit_ray.model import IGNORED_LABEL, ROWS_PER_LOSS, next_token_losses
+
+    generator = torch.Generator().manual_seed(0)
+    rows = 2 * ROWS_PER_LOSS + 3
+    logits = torch.randn(rows, 9, 31, generator=generator)
+    labels = torch.randint(0, 31, (rows, 9), generator=generator)
+    labels[5, 4:] = IGNORED_LABEL
+    expected = torch.nn.functional.cross_entropy(
+        logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=IGNORED_LABEL, reduction="none"
+    )
+    losses = next_token_losses(logits, labels)
+    assert losses.shape == (rows, 8)
+    torch.testing.assert_close(losses, expected)
+    assert (losses[5, 3:] == 0).all()
+    torch.testing.assert_close(next_token_losses(logits, labels, reduction="sum"), expected.sum())
+    assert next_token_losses(logits[:0], labels[:0]).shape == (0, 8)
