@@ -26,7 +26,7 @@ import logging
 import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -87,45 +87,49 @@ def _learn_graph(setting: Setting, base: list[str], directory: Path) -> tuple[st
     return result["graph_json"], time.perf_counter() - started
 
 
-def run_setting(setting: Setting, seeds: list[int], out: Path, data_overrides: list[str], workers: int) -> dict:
-    """The default pipeline for the setting, resumable: learn the graph (when a strategy needs one), pick
-    eta from `setting.eta_grid` on a tuning seed (as `skillit-ray tune` with `tune.eta_grid`), then every
-    (strategy, seed) run not already in runs.jsonl."""
-    base = [*setting.overrides, *data_overrides]
-    graph_json, graph_s = "", 0.0
-    if any(label in setting.needs_graph for label in setting.strategies):
-        graph_file = out / "graphs" / setting.name / "graph.json"
-        if graph_file.is_file():
-            graph_json = str(graph_file)
-        else:
-            graph_json, graph_s = _learn_graph(setting, base, out / "graphs" / setting.name)
+def learn_graph(setting: Setting, base: list[str], out: Path) -> tuple[str, float]:
+    """The setting's graph.json (learned once, then reused) and the seconds learning it took (0 when reused)."""
+    if not any(label in setting.needs_graph for label in setting.strategies):
+        return "", 0.0
+    graph_file = out / "graphs" / setting.name / "graph.json"
+    return (
+        (str(graph_file), 0.0) if graph_file.is_file() else _learn_graph(setting, base, out / "graphs" / setting.name)
+    )
+
+
+def tuning_jobs(setting: Setting, base: list[str]) -> list[dict[str, Any]]:
+    """Skill-it once per eta of `setting.eta_grid` on `TUNE_SEED` (as `skillit-ray tune` with `tune.eta_grid`)."""
+    name = f"{setting.name}/tune"
+    return [_job(name, f"eta={eta}", TUNE_SEED, [*base, "mixture.strategy=skillit", f"mixture.eta={eta}"])
+            for eta in setting.eta_grid]  # fmt: skip
+
+
+def chosen_eta(setting: Setting, runs: list[dict[str, Any]]) -> tuple[float | None, dict]:
+    """The eta of `setting.eta_grid` whose tuning run ends best on the headline metric (None: no grid)."""
+    if not setting.eta_grid:
+        return None, {}
+    name = f"{setting.name}/tune"
+    finals = {run["strategy"]: headline(run, setting.metric) for run in runs if run["setting"] == name}
+    choose = min if _lower_is_better(setting.metric) else max
+    best = choose(finals, key=finals.get)
+    return float(best.split("=", 1)[1]), {"seed": TUNE_SEED, "final_by_eta": finals}
+
+
+def strategy_jobs(
+    setting: Setting, base: list[str], seeds: list[int], graph_json: str, eta: float | None
+) -> list[dict]:
+    """Every (strategy, seed) run: the learned graph where the strategy needs one, the tuned eta where tuned."""
     graph = [f"mixture.graph_path={graph_json}"] if graph_json else []
-    eta, tuning = _tune_eta(setting, [*base, *graph], out, workers)
     tuned = [f"mixture.eta={eta}"] if eta is not None else []
     jobs = []
     for label, extra in setting.strategies.items():
         uses = [*(graph if label in setting.needs_graph else []), *(tuned if label in setting.tuned else [])]
         jobs += [_job(setting.name, label, seed, [*base, *uses, *extra]) for seed in seeds]
-    _execute(jobs, out, workers)
-    return {"graph_json": graph_json, "graph_learning_s": graph_s, "tuned_eta": eta, "tuning": tuning}
+    return jobs
 
 
 def _job(setting: str, label: str, seed: int, overrides: list[str]) -> dict[str, Any]:
     return {"setting": setting, "strategy": label, "seed": seed, "overrides": [*overrides, f"train.seed={seed}"]}
-
-
-def _tune_eta(setting: Setting, base: list[str], out: Path, workers: int) -> tuple[float | None, dict]:
-    """The eta of `setting.eta_grid` whose Skill-it run on `TUNE_SEED` ends best (the headline metric)."""
-    if not setting.eta_grid:
-        return None, {}
-    name = f"{setting.name}/tune"
-    _execute([_job(name, f"eta={eta}", TUNE_SEED, [*base, "mixture.strategy=skillit", f"mixture.eta={eta}"])
-              for eta in setting.eta_grid], out, workers)  # fmt: skip
-    finals = {run["strategy"]: headline(run, setting.metric) for run in _read_runs(out / "runs.jsonl")
-              if run["setting"] == name}  # fmt: skip
-    choose = min if _lower_is_better(setting.metric) else max
-    best = choose(finals, key=finals.get)
-    return float(best.split("=", 1)[1]), {"seed": TUNE_SEED, "final_by_eta": finals}
 
 
 def _execute(jobs: list[dict[str, Any]], out: Path, workers: int) -> None:
@@ -136,7 +140,11 @@ def _execute(jobs: list[dict[str, Any]], out: Path, workers: int) -> None:
     if not jobs:
         return
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers else None
-    finished = pool.map(_run_one, jobs) if pool else map(_run_one, jobs)
+    finished = (
+        (future.result() for future in as_completed([pool.submit(_run_one, job) for job in jobs]))
+        if pool
+        else map(_run_one, jobs)
+    )
     for run in finished:
         lines = [json.dumps(line) for line in _read_runs(runs_path)] + [json.dumps(run)]
         write_file(runs_path, ("\n".join(lines) + "\n").encode())
@@ -230,14 +238,30 @@ def efficiency(
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results: dict[str, Any] = {"profile": profile, "seeds": seeds, "settings": {}}
+    # three phases over every setting at once (graphs, eta tuning, all runs), so cores never wait at a
+    # setting's end for its last run; the settings' order (text first, LEGO and addition last) puts the
+    # long runs first and the short ones at the pool's end
+    bases = {setting.name: [*setting.overrides, *prepare_data(setting, directory / "data", profile)]
+             for setting in chosen}  # fmt: skip
+    graphs = {setting.name: learn_graph(setting, bases[setting.name], directory) for setting in chosen}
+    tuning = []
     for setting in chosen:
-        data_overrides = prepare_data(setting, directory / "data", profile)
-        graph = run_setting(setting, seeds, directory, data_overrides, workers)
-        runs = [run for run in _read_runs(directory / "runs.jsonl") if run["setting"] == setting.name]
+        graph = [f"mixture.graph_path={graphs[setting.name][0]}"] if graphs[setting.name][0] else []
+        tuning += tuning_jobs(setting, [*bases[setting.name], *graph])
+    _execute(tuning, directory, workers)
+    etas = {setting.name: chosen_eta(setting, _read_runs(directory / "runs.jsonl")) for setting in chosen}
+    jobs = []
+    for setting in chosen:
+        jobs += strategy_jobs(setting, bases[setting.name], seeds, graphs[setting.name][0], etas[setting.name][0])
+    _execute(jobs, directory, workers)
+    runs = _read_runs(directory / "runs.jsonl")
+    for setting in chosen:
+        (graph_json, graph_s), (eta, tuning) = graphs[setting.name], etas[setting.name]
         results["settings"][setting.name] = {
             "title": setting.title, "metric": setting.metric, "notes": setting.notes,
-            "overrides": [*setting.overrides, *data_overrides], "strategies": dict(setting.strategies),
-            **graph, "summary": summarize_setting(setting, runs),
+            "overrides": bases[setting.name], "strategies": dict(setting.strategies),
+            "graph_json": graph_json, "graph_learning_s": graph_s, "tuned_eta": eta, "tuning": tuning,
+            "summary": summarize_setting(setting, [run for run in runs if run["setting"] == setting.name]),
         }  # fmt: skip
     results["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "workers": workers}
     results["wall_s"] = time.perf_counter() - started

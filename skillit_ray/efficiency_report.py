@@ -8,6 +8,7 @@ command, the machine and the wall time head the page.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ def write_report(results: dict[str, Any], directory: Path, settings: dict[str, A
         "time. Mean +/- std over seeds; the difference to stratified is paired by seed (same data order and "
         "initial weights).\n",
     ]
+    path = report_path or str(directory / "RESULTS.md")
     for name, result in results["settings"].items():
         skills = _skill_names(result, runs, name)
         plot = plot_setting(name, [run for run in runs if run["setting"] == name], result["metric"],
@@ -104,9 +106,8 @@ def write_report(results: dict[str, Any], directory: Path, settings: dict[str, A
             f"Config: `{' '.join(result['overrides'])}`. {result.get('notes', '')}\n",
             *pipeline_lines(result),
             setting_table(result, skills) + "\n",
-            f"![{name}]({Path(str(plot)).name})\n",
+            f"![{name}]({os.path.relpath(str(plot), Path(path).parent)})\n",  # the plot as seen from the report
         ]
-    path = report_path or str(directory / "RESULTS.md")
     write_file(path, "\n".join(sections).encode())
     return path
 

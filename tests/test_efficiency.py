@@ -34,7 +34,7 @@ def test_quick_benchmark_learns_the_graph_tunes_eta_and_reports(tmp_path):
     assert len(summary["skillit"]["per_skill_mean"]) == 4 and summary["skillit"]["seeds"] == [0, 1]
     report = (tmp_path / "RESULTS.md").read_text()
     assert "## (3) Staircase chain" in report and "eta = 0.5" in report and "stratified" in report
-    assert (tmp_path / "staircase.png").stat().st_size > 1000
+    assert (tmp_path / "staircase.png").stat().st_size > 1000 and "![staircase](staircase.png)" in report
     # resumable: a second call reuses every run
     again = efficiency(str(tmp_path), ["lego"], [0, 1], "quick", workers=0, strategies=["stratified"])
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == len(runs)
