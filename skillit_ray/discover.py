@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skillit_ray.config import JobConfig, config_from_dict
-from skillit_ray.data.table import open_table
+from skillit_ray.data.table import open_table, require_columns
 from skillit_ray.discovery import (
     TRAJECTORY_NORMALIZATIONS,
     adjusted_rand_index,
@@ -127,13 +127,8 @@ def stage_rows(options: DiscoverOptions, work: Path) -> tuple[int, list[str] | N
         roles = {"--prompt-column": options.prompt_column, "--answer-column": options.answer_column}
     else:
         roles = {"--text-column": options.text_column}
-    for flag, column in [*roles.items(), ("--true-skill-column", options.true_skill_column)]:
-        if column and column not in reader.schema.names:
-            raise ValueError(f"{reader.description} has no column {column!r} ({flag}); its columns are "
-                             f"{reader.schema.names}: set {flag} to one of them")  # fmt: skip
-        kind = reader.schema.field(column).type if column else pa.string()
-        if flag != "--true-skill-column" and not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-            raise ValueError(f"{reader.description}: column {column!r} ({flag}) holds {kind}, not text")
+    truth_column = {"--true-skill-column": options.true_skill_column} if options.true_skill_column else {}
+    require_columns(reader, {**roles, **truth_column}, tuple(roles))
     work.mkdir(parents=True, exist_ok=True)
     names = ["prompt", "answer"] if options.prompt_column else ["text"]
     schema = pa.schema([("row", pa.int64()), *((name, pa.string()) for name in names), ("skill", pa.string())])

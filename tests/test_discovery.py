@@ -107,7 +107,7 @@ def test_bad_input_fails_before_ray_starts(tmp_path, capsys, monkeypatch):
     assert "4 rows, fewer than --num-skills 5" in capsys.readouterr().err
     assert main(common + ["--num-skills", "2", "--text-column", "body", "--out", str(tmp_path / "c")]) == 2
     error = capsys.readouterr().err
-    assert "no column 'body' (--text-column)" in error and "['text', 'source']" in error
+    assert "no text column 'body'" in error and "['text', 'source']" in error and "set --text-column" in error
 
 
 def test_discover_writes_a_skill_table_that_prepare_takes(ray_local, tmp_path):

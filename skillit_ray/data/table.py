@@ -129,22 +129,34 @@ def _hub_dataset(name: str) -> TableReader:
     return TableReader(f"hf:{name}", schema, batches)
 
 
-def check_columns(reader: TableReader, skill_column: str, text_columns: list[str]) -> None:
-    """The skill column and every text column exist and hold strings; errors name the column and the fix."""
+def require_columns(reader: TableReader, columns: dict[str, str], text_settings: tuple[str, ...] = ()) -> None:
+    """Every column a setting names (setting -> column) exists, and those of `text_settings` hold strings.
+
+    The one column check of the system: `prepare table`, training from a table and `discover` call it
+    with their own flag names, so every error names the column, the setting that chose it, the
+    columns the table has and the fix."""
     names = reader.schema.names
-    for role, column in [("skill", skill_column)] + [("text", column) for column in text_columns]:
+    for setting, column in columns.items():
         if column not in names:
+            role = setting.split()[0].lstrip("-").removesuffix("-column").replace("-", " ")  # "--true-skill-column"
             raise ValueError(
                 f"{reader.description} has no {role} column {column!r}; its columns are {names}: "
-                f"set --{role}-column (data.{role}_column) to one of them"
+                f"set {setting} to one of them"
             )
-    for column in text_columns:
-        kind = reader.schema.field(column).type
+    for setting in text_settings:
+        kind = reader.schema.field(columns[setting]).type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             raise ValueError(
-                f"{reader.description}: column {column!r} holds {kind}, not text; "
+                f"{reader.description}: column {columns[setting]!r} holds {kind}, not text ({setting}); "
                 "choose a string column or convert it to strings first"
             )
+
+
+def check_columns(reader: TableReader, skill_column: str, text_columns: list[str]) -> None:
+    """The skill column and the text column (or the prompt and answer columns) exist and hold strings."""
+    roles = ["text"] if len(text_columns) == 1 else ["prompt", "answer"]
+    text = {f"--{role}-column (data.{role}_column)": column for role, column in zip(roles, text_columns)}
+    require_columns(reader, {"--skill-column (data.skill_column)": skill_column, **text}, tuple(text))
 
 
 def skill_values(batch: pa.RecordBatch, skill_column: str, description: str, first_row: int) -> list[str]:
