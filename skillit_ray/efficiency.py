@@ -238,6 +238,7 @@ def efficiency(
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results: dict[str, Any] = {"profile": profile, "seeds": seeds, "settings": {}}
+    results["runs_reused"] = len(_read_runs(directory / "runs.jsonl"))  # from an earlier, interrupted call
     # three phases over every setting at once (graphs, eta tuning, all runs), so cores never wait at a
     # setting's end for its last run; the settings' order (text first, LEGO and addition last) puts the
     # long runs first and the short ones at the pool's end

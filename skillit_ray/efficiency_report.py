@@ -90,7 +90,7 @@ def write_report(results: dict[str, Any], directory: Path, settings: dict[str, A
         f"Measured with `python -m skillit_ray.benchmark efficiency` (profile `{results['profile']}`, seeds "
         f"{', '.join(map(str, results['seeds']))}) on {machine['cpu_count']} CPU cores ({machine['platform']}), "
         f"{machine['workers'] or 'one after another, no'} runs at a time with one torch thread each; this run took "
-        f"{results['wall_s'] / 60:.1f} min (runs already in runs.jsonl were reused). The runs reported here "
+        f"{results['wall_s'] / 60:.1f} min ({_reused(results)}). The runs reported here "
         f"took {_run_minutes(runs, results) / 60:.0f} h {_run_minutes(runs, results) % 60:.0f} min of run time in "
         "all (tuning runs included, graph learning not), so about that divided by the runs at a time of wall "
         "time. Mean +/- std over seeds; the difference to stratified is paired by seed (same data order and "
@@ -110,6 +110,13 @@ def write_report(results: dict[str, Any], directory: Path, settings: dict[str, A
         ]
     write_file(path, "\n".join(sections).encode())
     return path
+
+
+def _reused(results: dict[str, Any]) -> str:
+    reused = results.get("runs_reused")
+    if reused is None:
+        return "runs already in runs.jsonl were reused"
+    return "every run trained in this call" if reused == 0 else f"{reused} runs came from runs.jsonl, not trained again"
 
 
 def pipeline_lines(result: dict[str, Any]) -> list[str]:
