@@ -42,7 +42,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True
 
 def _add_prepare_parser(commands) -> None:
     prepare = commands.add_parser("prepare", help="write skill-partitioned parquet shards (generators or a table)")
-    prepare.add_argument("source", choices=["lego", "addition", "staircase", "table"])
+    prepare.add_argument("source", choices=["lego", "addition", "staircase", "lookup", "table"])
     prepare.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
     prepare.add_argument("--overwrite", action="store_true", help="clear a non-empty --out first")
     prepare.add_argument("--rows-per-skill", type=int, default=20000, help="generators: training rows per skill")
@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--documents-per-source", type=int, default=1650)
     corpus.add_argument("--seed", type=int, default=0)
     _add_discover_parser(commands)
+    pretrain = commands.add_parser("pretrain", help="train a base model once; save it for model.pretrained_path")
+    pretrain.add_argument("--out", required=True, help="directory for the saved model, tokenizer and pretrain.json")
+    pretrain.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    _add_config_arguments(pretrain)
     compare = commands.add_parser("compare", help="per-skill table of finished runs and a comparison plot")
     compare.add_argument("runs", nargs="+", help="run directories (local or s3:// / gs://)")
     compare.add_argument("--plot", help="comparison PNG (default: comparison.png beside the first run)")
@@ -149,6 +153,13 @@ def _dispatch(arguments: argparse.Namespace) -> int:
 
     for warning in check_job(config, arguments.cluster):  # missing files etc. raise here, before Ray starts
         print(f"warning: {warning}", file=sys.stderr)
+    if arguments.command == "pretrain":
+        from skillit_ray.pretrain import check_out_directory, pretrain
+
+        check_out_directory(arguments.out, arguments.overwrite)  # before Ray
+        print(json.dumps(pretrain(config, arguments.out, arguments.overwrite), indent=2))
+        print(f"saved {arguments.out}; continue from it with --set model.pretrained_path={arguments.out}")
+        return 0
     if arguments.command == "train":
         from skillit_ray.train import run_training
 

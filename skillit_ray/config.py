@@ -33,7 +33,7 @@ from skillit_ray.run_config import (
 from skillit_ray.typed_config import apply_override, build_dataclass, describe_fields, dotted_keys, read_yaml_mapping
 
 SETTINGS = ("pretraining", "finetuning", "out_of_domain")
-GENERATOR_SOURCES = ("lego", "addition", "staircase")
+GENERATOR_SOURCES = ("lego", "addition", "staircase", "lookup")
 DATA_SOURCES = (*GENERATOR_SOURCES, "parquet", "table")
 GRAPH_PREPROCESSING = ("none", "paper_binary")
 LOSS_REDUCTIONS = ("auto", "sum", "mean")
@@ -59,7 +59,7 @@ class DataConfig:
     """Where the skills come from and how samples become token sequences."""
 
     source: str = "lego"
-    """"lego", "addition" or "staircase" (built-in generators), "parquet" (a directory written by `skillit-ray
+    """"lego", "addition", "staircase" or "lookup" (built-in generators), "parquet" (a directory written by `skillit-ray
     prepare`) or "table" (a table with a skill column, read as is: parquet, JSONL, CSV or a datasets
     directory; see `data/table.py`)."""
     path: str = ""
@@ -92,7 +92,9 @@ class DataConfig:
     num_val_per_skill: int = 100
     """Held-out validation samples per evaluation skill (official code: 100)."""
     lego_num_variables: int = 5
-    """LEGO chain length k; also the number of LEGO skills."""
+    """LEGO chain length k; also the number of LEGO skills, and of lookup skills (chain length there)."""
+    lookup_num_chains: int = 2
+    """Lookup chains (`skills/lookup.py`, LEGO without negation, a pre-training corpus): chains per sentence."""
     addition_num_digits: int = 3
     """Digits per addition operand; also the number of addition skills."""
     staircase_num_skills: int = 4
@@ -149,6 +151,11 @@ class DataConfig:
         require(
             1 <= self.lego_num_variables <= 26,
             f"data.lego_num_variables={self.lego_num_variables} must be in 1..26 (one letter per variable)",
+        )
+        require(
+            self.source != "lookup" or 2 <= self.lookup_num_chains <= 26 // self.lego_num_variables,
+            f"data.lookup_num_chains={self.lookup_num_chains} must be >= 2 with lookup_num_chains * "
+            f"lego_num_variables <= 26 (one letter per variable)",
         )
         require(self.addition_num_digits >= 1, f"data.addition_num_digits={self.addition_num_digits} must be >= 1")
         require(

@@ -50,6 +50,12 @@ def generator_options(config: JobConfig) -> dict[str, Any]:
     data = config.data
     if data.source == "lego":
         return {"num_variables": data.lego_num_variables, "num_validation_samples": data.num_val_per_skill}
+    if data.source == "lookup":
+        return {
+            "num_variables": data.lego_num_variables,
+            "num_chains": data.lookup_num_chains,
+            "num_validation_samples": data.num_val_per_skill,
+        }
     if data.source == "staircase":
         return {
             "num_skills": data.staircase_num_skills,

@@ -1,4 +1,5 @@
-"""Synthetic skills (LEGO, addition, the staircase chain), their word-level tokenizer and answer-token evaluators.
+"""Synthetic skills (LEGO, addition, the staircase chain, lookup chains), their word-level tokenizer and
+answer-token evaluators.
 
 Place in the flow: **generators** -> tokenizer -> data streams -> training/eval. Everything
 here is pure Python/numpy/torch (no Ray) so that any worker can import it.
@@ -13,12 +14,14 @@ from typing import Any
 from skillit_ray.skills.addition import AdditionGenerator, solve_addition
 from skillit_ray.skills.base import Sample, SkillGenerator
 from skillit_ray.skills.lego import LegoGenerator, solve_lego
+from skillit_ray.skills.lookup import LookupGenerator
 from skillit_ray.skills.staircase import StaircaseGenerator, solve_staircase
 
 SKILL_GENERATORS: dict[str, type[SkillGenerator]] = {
     "lego": LegoGenerator,
     "addition": AdditionGenerator,
     "staircase": StaircaseGenerator,
+    "lookup": LookupGenerator,
 }
 """Registry of generator families by name."""
 
@@ -27,7 +30,7 @@ def get_skill_generator(name: str, **options: Any) -> SkillGenerator:
     """Build a skill generator by family name.
 
     Args:
-        name: "lego" or "addition".
+        name: a key of `SKILL_GENERATORS` ("lego", "addition", "staircase", "lookup").
         **options: Constructor options, e.g. `num_variables` (LEGO), `num_digits`
             (addition), `num_validation_samples` (both).
 
@@ -46,6 +49,7 @@ __all__ = [
     "SKILL_GENERATORS",
     "AdditionGenerator",
     "LegoGenerator",
+    "LookupGenerator",
     "Sample",
     "SkillGenerator",
     "StaircaseGenerator",
