@@ -91,6 +91,72 @@ def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps:
     return {"tokens_per_s": timed_steps * batch.numel() / elapsed, "seconds": elapsed, "steps": timed_steps}
 
 
+class ProcessCpuSampler:
+    """CPU seconds (user + system) each process on this machine uses while it runs, by process role.
+
+    A thread reads every process's CPU times once a second and keeps the last reading per process id,
+    so processes that exit before the end (the Train worker, the controller) still count up to their
+    last second. Roles: `ray::<Actor>` for Ray workers, the script name for Ray's Python daemons
+    (dashboard, its agent, log monitor), the executable otherwise, `driver` for this process.
+    """
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        import threading
+
+        import ray  # noqa: F401  (puts Ray's vendored psutil on the import path)
+
+        self.interval_s, self.first, self.last = interval_s, self._read(), {}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ProcessCpuSampler:
+        self.started = time.perf_counter()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.last.update(self._read())
+        self.wall_s = time.perf_counter() - self.started
+
+    def _sample(self) -> None:
+        while not self.stopped.wait(self.interval_s):
+            self.last.update(self._read())
+
+    @staticmethod
+    def _read() -> dict[int, tuple[str, float]]:
+        import psutil
+
+        readings = {}
+        for process in psutil.process_iter():
+            try:
+                times, command = process.cpu_times(), process.cmdline() or [process.name()]
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            readings[process.pid] = (_process_role(process.pid, command), times.user + times.system)
+        return readings
+
+    def seconds_by_role(self, minimum_s: float = 0.1) -> dict[str, float]:
+        """CPU seconds used between start and stop, per role, largest first (roles under `minimum_s` left out)."""
+        by_role: dict[str, float] = {}
+        for pid, (role, seconds) in self.last.items():
+            used = seconds - self.first.get(pid, (role, 0.0))[1]
+            by_role[role] = by_role.get(role, 0.0) + used
+        return {role: round(seconds, 1) for role, seconds in sorted(by_role.items(), key=lambda item: -item[1])
+                if seconds >= minimum_s}  # fmt: skip
+
+
+def _process_role(pid: int, command: list[str]) -> str:
+    if pid == os.getpid():
+        return "driver"
+    first = command[0]
+    if first.startswith("ray::"):
+        return first.split(" ")[0].split(".")[0]
+    scripts = [os.path.basename(part) for part in command[1:3] if part.endswith(".py")]
+    return scripts[0] if scripts else os.path.basename(first)
+
+
 def throughput(overrides: list[str]) -> dict:
     from skillit_ray.data import load_skill_tokenizer, resolve_skills
     from skillit_ray.train import connect_ray, run_local_training, run_training
@@ -103,7 +169,8 @@ def throughput(overrides: list[str]) -> dict:
     connect_ray(config)
     plain_with_ray_up = plain_pytorch_tokens_per_s(config, vocab_size)  # what an idle Ray costs the host
     started = time.perf_counter()
-    summary = run_training(config)
+    with ProcessCpuSampler() as cpu:
+        summary = run_training(config)
     end_to_end_s = time.perf_counter() - started
     positions = config.train.steps * config.train.batch_size * config.data.sequence_length
     return {
@@ -126,6 +193,8 @@ def throughput(overrides: list[str]) -> dict:
         ),
         "pipeline_end_to_end_s": round(end_to_end_s, 1),
         "pipeline_end_to_end_tokens_per_s": round(positions / end_to_end_s, 1),
+        # where the machine's CPU went during the pipeline run (start-up and evaluation included)
+        "pipeline_cpu_seconds_by_process": cpu.seconds_by_role(),
         "cpu_count": os.cpu_count(),
     }
 
