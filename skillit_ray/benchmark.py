@@ -15,7 +15,8 @@ worker, sampler actor, per-skill streams, exact quotas, evaluation excluded from
 divided by a plain PyTorch loop on the same model and batch shapes with pre-made random tokens, in
 the same process tree and run; both leave out their first 5 steps (warm-up, compilation). Between
 the two it times the same training loop in the driver process without Ray (local sampler state),
-and the plain loop again once Ray is up, so the gap splits into what the loop costs (batch
+and the plain loop again once Ray is up (and a third time after the pipeline: the ratio to their median, with
+their spread, shows how much of a gap is the host's own drift), so the gap splits into what the loop costs (batch
 assembly, quotas, loss normalization), what an idle Ray costs the host, and the rest. It also
 reports the end-to-end figure including start-up and the per-skill evaluations, so the ratio cannot
 hide where the time goes.
@@ -172,6 +173,9 @@ def throughput(overrides: list[str]) -> dict:
     with ProcessCpuSampler() as cpu:
         summary = run_training(config)
     end_to_end_s = time.perf_counter() - started
+    plain_after = plain_pytorch_tokens_per_s(config, vocab_size)  # a third reading: the host's own drift
+    readings = [plain["tokens_per_s"], plain_with_ray_up["tokens_per_s"], plain_after["tokens_per_s"]]
+    median = float(sorted(readings)[1])
     positions = config.train.steps * config.train.batch_size * config.data.sequence_length
     return {
         "benchmark": "throughput",
@@ -185,6 +189,10 @@ def throughput(overrides: list[str]) -> dict:
         "pipeline_tokens_per_s": round(summary["tokens_per_s"], 1),
         "ratio_pipeline_over_plain": round(summary["tokens_per_s"] / plain["tokens_per_s"], 3),
         "plain_pytorch_with_ray_up_tokens_per_s": round(plain_with_ray_up["tokens_per_s"], 1),
+        "plain_pytorch_after_pipeline_tokens_per_s": round(plain_after["tokens_per_s"], 1),
+        # the plain loop read three times in the run: the pipeline against their median, and their spread
+        "ratio_pipeline_over_plain_median": round(summary["tokens_per_s"] / median, 3),
+        "plain_spread_over_median": round((max(readings) - min(readings)) / median, 3),
         "loop_without_ray_tokens_per_s": round(in_process["tokens_per_s"], 1),
         "ratio_loop_without_ray_over_plain": round(in_process["tokens_per_s"] / plain["tokens_per_s"], 3),
         "pipeline_batch_assembly_share": round(summary["batch_assembly_s"] / summary["train_step_s"], 3),

@@ -27,6 +27,9 @@ def test_throughput_reports_plain_loop_and_pipeline_in_one_run(ray_local):
     assert abs(result["ratio_pipeline_over_plain"] - ratio) < 2e-3
     assert 0 <= result["pipeline_batch_assembly_share"] <= 1
     assert result["steps"] == 12 and result["device"] == "cpu"
+    readings = sorted(result[f"plain_pytorch_{when}tokens_per_s"] for when in ("", "with_ray_up_", "after_pipeline_"))
+    assert abs(result["ratio_pipeline_over_plain_median"] - result["pipeline_tokens_per_s"] / readings[1]) < 2e-3
+    assert result["pipeline_cpu_seconds_by_process"]["ray::RayTrainWorker"] > 0  # the worker's CPU is seen
 
 
 def test_the_sampler_benchmark_agrees_with_the_baseline_and_publishes_to_every_worker(ray_local):
