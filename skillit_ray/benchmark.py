@@ -9,6 +9,8 @@ Role in the flow: measures the whole system against plain PyTorch in the same ru
     python -m skillit_ray.benchmark chaos [--faults-per-kind N]  failure drill vs the uninterrupted run (chaos.py)
     python -m skillit_ray.benchmark sampler                      update time by skills, publish time by workers
     python -m skillit_ray.benchmark data-path                    streams' tokens/s vs plain read + tokenize
+    python -m skillit_ray.benchmark prerequisites                a target alone vs with its prerequisites
+    python -m skillit_ray.benchmark lego-from-base --base DIR    LEGO from a pretrained base vs from scratch
 
 `throughput`: tokens/s (sequence positions per second, all workers) of `run_training` (Ray Train
 worker, sampler actor, per-skill streams, exact quotas, evaluation excluded from the timed steps)
@@ -344,7 +346,7 @@ def discovery_downstream(arguments: argparse.Namespace) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m skillit_ray.benchmark")
     parser.add_argument(
         "which",
@@ -358,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
             "data-path",
             "discovery",
             "discovery-downstream",
+            "prerequisites",
+            "lego-from-base",
         ],
         nargs="?",
         default="throughput",
@@ -380,7 +384,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=4, help="discovery: short runs")
     parser.add_argument("--steps", type=int, default=0, help="discovery: steps of each short run (0: per setting)")
     parser.add_argument("--checkpoints", type=int, default=4, help="discovery: checkpoints scored per run")
-    arguments = parser.parse_args(argv)
+    parser.add_argument("--transfer-out", default="runs/transfer", help="prerequisites, lego-from-base: runs.jsonl")
+    parser.add_argument("--base", default="runs/lookup-base", help="lego-from-base: a `skillit-ray pretrain` output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
     if arguments.which == "efficiency":
         from skillit_ray.efficiency import efficiency
 
@@ -400,6 +410,15 @@ def main(argv: list[str] | None = None) -> int:
         result = discovery(arguments)
     elif arguments.which == "discovery-downstream":
         result = discovery_downstream(arguments)
+    elif arguments.which in ("prerequisites", "lego-from-base"):
+        from skillit_ray import transfer_benchmark
+
+        if arguments.which == "prerequisites":
+            result = transfer_benchmark.prerequisites(arguments.transfer_out, workers=arguments.workers)
+        else:
+            result = transfer_benchmark.lego_from_base(
+                arguments.base, arguments.transfer_out, workers=arguments.workers
+            )
     elif arguments.which == "data-path":
         result = data_path(arguments.out, arguments.data_path_report)
     elif arguments.which == "sampler":

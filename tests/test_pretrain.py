@@ -96,3 +96,20 @@ def test_pretrain_saves_the_final_weights_and_lego_continues_from_them(ray_local
                         "mixture.strategy=stratified", "mixture.num_rounds=1", "run.name=lego")  # fmt: skip
     records = run_local_training(lego)
     assert [evaluation["step"] for evaluation in records["evaluations"]] == [0, 2]
+
+
+def test_the_transfer_experiments_run_every_mix_and_start_with_three_seeds(tmp_path):
+    """A few steps of each (the figures are in the README): every run lands, the summaries have every mix."""
+    from skillit_ray.transfer_benchmark import PREREQUISITE_MIXES, prerequisites
+
+    threads = torch.get_num_threads()
+    try:
+        result = prerequisites(str(tmp_path), steps=4, eval_every=2, workers=0)
+    finally:
+        torch.set_num_threads(threads)
+    assert set(result["targets"]) == set(PREREQUISITE_MIXES)
+    for target, mixes in PREREQUISITE_MIXES.items():
+        for label in mixes:
+            entry = result["targets"][target][label]
+            assert len(entry["steps_to_target"]) == 3 and 0 <= entry["final_mean"] <= 1
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 12
