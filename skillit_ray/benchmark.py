@@ -113,7 +113,6 @@ class ProcessCpuSampler:
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> ProcessCpuSampler:
-        self.started = time.perf_counter()
         self.thread.start()
         return self
 
@@ -121,7 +120,6 @@ class ProcessCpuSampler:
         self.stopped.set()
         self.thread.join()
         self.last.update(self._read())
-        self.wall_s = time.perf_counter() - self.started
 
     def _sample(self) -> None:
         while not self.stopped.wait(self.interval_s):

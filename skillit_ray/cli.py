@@ -154,9 +154,8 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     for warning in check_job(config, arguments.cluster):  # missing files etc. raise here, before Ray starts
         print(f"warning: {warning}", file=sys.stderr)
     if arguments.command == "pretrain":
-        from skillit_ray.pretrain import check_out_directory, pretrain
+        from skillit_ray.pretrain import pretrain
 
-        check_out_directory(arguments.out, arguments.overwrite)  # before Ray
         print(json.dumps(pretrain(config, arguments.out, arguments.overwrite), indent=2))
         print(f"saved {arguments.out}; continue from it with --set model.pretrained_path={arguments.out}")
         return 0

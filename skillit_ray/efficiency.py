@@ -91,16 +91,15 @@ def learn_graph(setting: Setting, base: list[str], out: Path) -> tuple[str, floa
     """The setting's graph.json (learned once, then reused) and the seconds learning it took (0 when reused)."""
     if not any(label in setting.needs_graph for label in setting.strategies):
         return "", 0.0
-    graph_file = out / "graphs" / setting.name / "graph.json"
-    return (
-        (str(graph_file), 0.0) if graph_file.is_file() else _learn_graph(setting, base, out / "graphs" / setting.name)
-    )
+    directory = out / "graphs" / setting.name
+    graph_file = directory / "graph.json"
+    return (str(graph_file), 0.0) if graph_file.is_file() else _learn_graph(setting, base, directory)
 
 
 def tuning_jobs(setting: Setting, base: list[str]) -> list[dict[str, Any]]:
     """Skill-it once per eta of `setting.eta_grid` on `TUNE_SEED` (as `skillit-ray tune` with `tune.eta_grid`)."""
     name = f"{setting.name}/tune"
-    return [_job(name, f"eta={eta}", TUNE_SEED, [*base, "mixture.strategy=skillit", f"mixture.eta={eta}"])
+    return [run_job(name, f"eta={eta}", TUNE_SEED, [*base, "mixture.strategy=skillit", f"mixture.eta={eta}"])
             for eta in setting.eta_grid]  # fmt: skip
 
 
@@ -119,23 +118,28 @@ def strategy_jobs(
     setting: Setting, base: list[str], seeds: list[int], graph_json: str, eta: float | None
 ) -> list[dict]:
     """Every (strategy, seed) run: the learned graph where the strategy needs one, the tuned eta where tuned."""
-    graph = [f"mixture.graph_path={graph_json}"] if graph_json else []
+    graph = graph_overrides(graph_json)
     tuned = [f"mixture.eta={eta}"] if eta is not None else []
     jobs = []
     for label, extra in setting.strategies.items():
         uses = [*(graph if label in setting.needs_graph else []), *(tuned if label in setting.tuned else [])]
-        jobs += [_job(setting.name, label, seed, [*base, *uses, *extra]) for seed in seeds]
+        jobs += [run_job(setting.name, label, seed, [*base, *uses, *extra]) for seed in seeds]
     return jobs
 
 
-def _job(setting: str, label: str, seed: int, overrides: list[str]) -> dict[str, Any]:
+def graph_overrides(graph_json: str) -> list[str]:
+    """The override that points a run at the setting's learned graph (none when it has no graph)."""
+    return [f"mixture.graph_path={graph_json}"] if graph_json else []
+
+
+def run_job(setting: str, label: str, seed: int, overrides: list[str]) -> dict[str, Any]:
     return {"setting": setting, "strategy": label, "seed": seed, "overrides": [*overrides, f"train.seed={seed}"]}
 
 
-def _execute(jobs: list[dict[str, Any]], out: Path, workers: int) -> None:
+def execute_runs(jobs: list[dict[str, Any]], out: Path, workers: int) -> None:
     """Run the jobs not yet in runs.jsonl, `workers` at a time, appending each result as it finishes."""
     runs_path = out / "runs.jsonl"
-    done = {(run["setting"], run["strategy"], run["seed"]) for run in _read_runs(runs_path)}
+    done = {(run["setting"], run["strategy"], run["seed"]) for run in read_runs(runs_path)}
     jobs = [job for job in jobs if (job["setting"], job["strategy"], job["seed"]) not in done]
     if not jobs:
         return
@@ -146,14 +150,14 @@ def _execute(jobs: list[dict[str, Any]], out: Path, workers: int) -> None:
         else map(_run_one, jobs)
     )
     for run in finished:
-        lines = [json.dumps(line) for line in _read_runs(runs_path)] + [json.dumps(run)]
+        lines = [json.dumps(line) for line in read_runs(runs_path)] + [json.dumps(run)]
         write_file(runs_path, ("\n".join(lines) + "\n").encode())
         logger.info("%s / %s / seed %d: %.0f s", run["setting"], run["strategy"], run["seed"], run["wall_s"])
     if pool:
         pool.shutdown()
 
 
-def _read_runs(path: Path) -> list[dict[str, Any]]:
+def read_runs(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
@@ -238,7 +242,7 @@ def efficiency(
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results: dict[str, Any] = {"profile": profile, "seeds": seeds, "settings": {}}
-    results["runs_reused"] = len(_read_runs(directory / "runs.jsonl"))  # from an earlier, interrupted call
+    results["runs_reused"] = len(read_runs(directory / "runs.jsonl"))  # from an earlier, interrupted call
     # three phases over every setting at once (graphs, eta tuning, all runs), so cores never wait at a
     # setting's end for its last run; the settings' order (text first, LEGO and addition last) puts the
     # long runs first and the short ones at the pool's end
@@ -247,15 +251,14 @@ def efficiency(
     graphs = {setting.name: learn_graph(setting, bases[setting.name], directory) for setting in chosen}
     tuning = []
     for setting in chosen:
-        graph = [f"mixture.graph_path={graphs[setting.name][0]}"] if graphs[setting.name][0] else []
-        tuning += tuning_jobs(setting, [*bases[setting.name], *graph])
-    _execute(tuning, directory, workers)
-    etas = {setting.name: chosen_eta(setting, _read_runs(directory / "runs.jsonl")) for setting in chosen}
+        tuning += tuning_jobs(setting, [*bases[setting.name], *graph_overrides(graphs[setting.name][0])])
+    execute_runs(tuning, directory, workers)
+    etas = {setting.name: chosen_eta(setting, read_runs(directory / "runs.jsonl")) for setting in chosen}
     jobs = []
     for setting in chosen:
         jobs += strategy_jobs(setting, bases[setting.name], seeds, graphs[setting.name][0], etas[setting.name][0])
-    _execute(jobs, directory, workers)
-    runs = _read_runs(directory / "runs.jsonl")
+    execute_runs(jobs, directory, workers)
+    runs = read_runs(directory / "runs.jsonl")
     for setting in chosen:
         (graph_json, graph_s), (eta, tuning) = graphs[setting.name], etas[setting.name]
         results["settings"][setting.name] = {

@@ -1,7 +1,7 @@
 """Does what is learned first transfer? Two small experiments behind the paper's premise, 3 seeds each.
 
 Role in the flow: `python -m skillit_ray.benchmark prerequisites | lego-from-base` -> **transfer_benchmark**
--> the efficiency benchmark's runner (`efficiency._execute`: in-process runs, 2 at a time, one torch
+-> the efficiency benchmark's runner (`efficiency.execute_runs`: in-process runs, 2 at a time, one torch
 thread each, resumable from `<out>/runs.jsonl`) -> printed figures (README results).
 
 * `prerequisites`, the paper's section 2.2 on the staircase chain: a target skill trained alone
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from skillit_ray.efficiency import _execute, _job, _read_runs, summarize_setting
+from skillit_ray.efficiency import execute_runs, read_runs, run_job, summarize_setting
 from skillit_ray.efficiency_settings import PAPER_LEGO, STAIRCASE, Setting, every_strategy
 
 SEEDS = (0, 1, 2)
@@ -34,12 +34,12 @@ def prerequisites(out: str, steps: int = 800, eval_every: int = 40, workers: int
     """Per target and mix: steps to `TARGET_ACCURACY` per seed (None: never) and final target accuracy."""
     base = [*STAIRCASE, f"train.steps={steps}", f"train.eval_every_n_steps={eval_every}", "mixture.num_rounds=1",
             "mixture.strategy=random"]  # fmt: skip
-    jobs = [_job(target, label, seed, [*base, f"mixture.proportions={proportions}"])
+    jobs = [run_job(target, label, seed, [*base, f"mixture.proportions={proportions}"])
             for target, mixes in PREREQUISITE_MIXES.items() for label, proportions in mixes.items()
             for seed in SEEDS]  # fmt: skip
     Path(out).mkdir(parents=True, exist_ok=True)
-    _execute(jobs, Path(out), workers)
-    runs = _read_runs(Path(out) / "runs.jsonl")
+    execute_runs(jobs, Path(out), workers)
+    runs = read_runs(Path(out) / "runs.jsonl")
     result: dict[str, Any] = {"steps": steps, "target_accuracy": TARGET_ACCURACY, "targets": {}}
     for target, mixes in PREREQUISITE_MIXES.items():
         index = int(target.rsplit("_", 1)[1]) - 1
@@ -62,11 +62,11 @@ def lego_from_base(base: str, out: str, steps: int = 300, workers: int = 2) -> d
     strategies = {label: every_strategy("mixture.proportions=[1, 1, 1, 3, 5]")[label]
                   for label in ("skillit", "stratified", "random")}  # fmt: skip
     starts = {"lego_from_base": (f"model.pretrained_path={base}",), "lego_from_scratch": ()}
-    jobs = [_job(name, label, seed, [*run, *start, *overrides]) for name, start in starts.items()
+    jobs = [run_job(name, label, seed, [*run, *start, *overrides]) for name, start in starts.items()
             for label, overrides in strategies.items() for seed in SEEDS]  # fmt: skip
     Path(out).mkdir(parents=True, exist_ok=True)
-    _execute(jobs, Path(out), workers)
-    runs = _read_runs(Path(out) / "runs.jsonl")
+    execute_runs(jobs, Path(out), workers)
+    runs = read_runs(Path(out) / "runs.jsonl")
     result: dict[str, Any] = {"base": base, "steps": steps}
     for name in starts:
         setting = Setting(name, name, run, strategies, metric="mean_accuracy", needs_graph=())
