@@ -12,20 +12,12 @@ Role in the flow: measures the whole system against plain PyTorch in the same ru
     python -m skillit_ray.benchmark prerequisites                a target alone vs with its prerequisites
     python -m skillit_ray.benchmark lego-from-base --base DIR    LEGO from a pretrained base vs from scratch
 
-`throughput`: tokens/s (sequence positions per second, all workers) of `run_training` (Ray Train
-worker, sampler actor, per-skill streams, exact quotas, evaluation excluded from the timed steps)
-divided by a plain PyTorch loop on the same model and batch shapes with pre-made random tokens, in
-the same process tree and run; both leave out their first 5 steps (warm-up, compilation). Between
-the two it times the same training loop in the driver process without Ray (local sampler state),
-and the plain loop again once Ray is up (and a third time after the pipeline: the ratio to their median, with
-their spread, shows how much of a gap is the host's own drift), so the gap splits into what the loop costs (batch
-assembly, quotas, loss normalization), what an idle Ray costs the host, and the rest. It also
-reports the end-to-end figure including start-up and the per-skill evaluations, so the ratio cannot
-hide where the time goes.
+`throughput`: the full pipeline against a plain PyTorch loop in one run (`throughput_benchmark.py`).
 
 `graph`: the k (linear) or k + k(k-1)/2 (brute force) short runs one after another in the driver
-process, then on Ray Tune with one run per trial (every trial pays a process start-up), then with the
-runs batched into one trial per slot (`graph.runs_per_trial=0`: start-up paid once per slot).
+process, then on Ray Tune: every run in one trial on one slot (one core), one run per trial (every
+trial pays a process start-up), and the runs batched into one trial per slot (`graph.runs_per_trial=0`:
+start-up paid once per slot), with one slot per core.
 
 `many-skills`: writes N small text skills as parquet (2 part files each) and times one stratified
 `run_training` over them end to end; compare `--set data.parquet_reader=ray_data` and `=arrow`.
@@ -36,175 +28,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import tempfile
 import time
 
-from skillit_ray.config import JobConfig, load_config
-
-THROUGHPUT_DEFAULTS = [
-    "data.lego_num_variables=5",
-    "data.sequence_length=40",
-    "model.size=small",
-    "train.steps=200",
-    "train.batch_size=32",
-    "train.eval_every_n_steps=100",
-    "mixture.num_rounds=2",
-    "mixture.graph=[[1,0,0,0,0],[1,1,1,1,0],[0,0,1,0,0],[0,0,0,1,0],[0,0,0,0,1]]",
-    "mixture.graph_preprocessing=paper_binary",
-    "run.name=benchmark",
-    "run.resume=false",
-]
-
-
-def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps: int = 5) -> dict[str, float]:
-    """The reference: the same model and batch shape, random tokens, AdamW, no Ray, no data pipeline."""
-    import torch
-
-    from skillit_ray.loop import build_optimizer
-    from skillit_ray.model import build_model, next_token_losses
-
-    device = torch.device("cuda" if config.scaling.use_gpu and torch.cuda.is_available() else "cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, int(config.scaling.cpus_per_worker)))
-    model = build_model(config.model.size, vocab_size, config.data.sequence_length, overrides=config.model.overrides)
-    model = model.to(device)
-    optimizer = build_optimizer(model, config)
-    if config.train.compile:
-        model = torch.compile(model)
-    batch = torch.randint(3, vocab_size, (config.train.batch_size, config.data.sequence_length), device=device)
-    autocast = config.train.autocast_bf16(device.type)
-    timed_steps = config.train.steps
-    for step in range(warmup_steps + timed_steps):
-        if step == warmup_steps:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(input_ids=batch).logits
-        loss = next_token_losses(logits, batch, reduction="mean")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip_norm)
-        optimizer.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - started
-    return {"tokens_per_s": timed_steps * batch.numel() / elapsed, "seconds": elapsed, "steps": timed_steps}
-
-
-class ProcessCpuSampler:
-    """CPU seconds (user + system) each process on this machine uses while it runs, by process role.
-
-    A thread reads every process's CPU times once a second and keeps the last reading per process id,
-    so processes that exit before the end (the Train worker, the controller) still count up to their
-    last second. Roles: `ray::<Actor>` for Ray workers, the script name for Ray's Python daemons
-    (dashboard, its agent, log monitor), the executable otherwise, `driver` for this process.
-    """
-
-    def __init__(self, interval_s: float = 1.0) -> None:
-        import threading
-
-        import ray  # noqa: F401  (puts Ray's vendored psutil on the import path)
-
-        self.interval_s, self.first, self.last = interval_s, self._read(), {}
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> ProcessCpuSampler:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stopped.set()
-        self.thread.join()
-        self.last.update(self._read())
-
-    def _sample(self) -> None:
-        while not self.stopped.wait(self.interval_s):
-            self.last.update(self._read())
-
-    @staticmethod
-    def _read() -> dict[int, tuple[str, float]]:
-        import psutil
-
-        readings = {}
-        for process in psutil.process_iter():
-            try:
-                times, command = process.cpu_times(), process.cmdline() or [process.name()]
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-            readings[process.pid] = (_process_role(process.pid, command), times.user + times.system)
-        return readings
-
-    def seconds_by_role(self, minimum_s: float = 0.1) -> dict[str, float]:
-        """CPU seconds used between start and stop, per role, largest first (roles under `minimum_s` left out)."""
-        by_role: dict[str, float] = {}
-        for pid, (role, seconds) in self.last.items():
-            used = seconds - self.first.get(pid, (role, 0.0))[1]
-            by_role[role] = by_role.get(role, 0.0) + used
-        return {role: round(seconds, 1) for role, seconds in sorted(by_role.items(), key=lambda item: -item[1])
-                if seconds >= minimum_s}  # fmt: skip
-
-
-def _process_role(pid: int, command: list[str]) -> str:
-    if pid == os.getpid():
-        return "driver"
-    first = command[0]
-    if first.startswith("ray::"):
-        return first.split(" ")[0].split(".")[0]
-    scripts = [os.path.basename(part) for part in command[1:3] if part.endswith(".py")]
-    return scripts[0] if scripts else os.path.basename(first)
-
-
-def throughput(overrides: list[str]) -> dict:
-    from skillit_ray.data import load_skill_tokenizer, resolve_skills
-    from skillit_ray.train import connect_ray, run_local_training, run_training
-
-    storage = tempfile.mkdtemp(prefix="skillit-benchmark-")
-    config = load_config(None, THROUGHPUT_DEFAULTS + [f"run.storage_path={storage}"] + overrides)
-    vocab_size = len(load_skill_tokenizer(resolve_skills(config)))
-    plain = plain_pytorch_tokens_per_s(config, vocab_size)
-    in_process = run_local_training(config, use_gpu=config.scaling.use_gpu)
-    connect_ray(config)
-    plain_with_ray_up = plain_pytorch_tokens_per_s(config, vocab_size)  # what an idle Ray costs the host
-    started = time.perf_counter()
-    with ProcessCpuSampler() as cpu:
-        summary = run_training(config)
-    end_to_end_s = time.perf_counter() - started
-    plain_after = plain_pytorch_tokens_per_s(config, vocab_size)  # a third reading: the host's own drift
-    readings = [plain["tokens_per_s"], plain_with_ray_up["tokens_per_s"], plain_after["tokens_per_s"]]
-    median = float(sorted(readings)[1])
-    positions = config.train.steps * config.train.batch_size * config.data.sequence_length
-    return {
-        "benchmark": "throughput",
-        "model": config.model.size,
-        "batch_size": config.train.batch_size,
-        "sequence_length": config.data.sequence_length,
-        "steps": config.train.steps,
-        "num_workers": config.scaling.num_workers,
-        "device": "cuda" if config.scaling.use_gpu else "cpu",
-        "plain_pytorch_tokens_per_s": round(plain["tokens_per_s"], 1),
-        "pipeline_tokens_per_s": round(summary["tokens_per_s"], 1),
-        "ratio_pipeline_over_plain": round(summary["tokens_per_s"] / plain["tokens_per_s"], 3),
-        "plain_pytorch_with_ray_up_tokens_per_s": round(plain_with_ray_up["tokens_per_s"], 1),
-        "plain_pytorch_after_pipeline_tokens_per_s": round(plain_after["tokens_per_s"], 1),
-        # the plain loop read three times in the run: the pipeline against their median, and their spread
-        "ratio_pipeline_over_plain_median": round(summary["tokens_per_s"] / median, 3),
-        "plain_spread_over_median": round((max(readings) - min(readings)) / median, 3),
-        "loop_without_ray_tokens_per_s": round(in_process["tokens_per_s"], 1),
-        "ratio_loop_without_ray_over_plain": round(in_process["tokens_per_s"] / plain["tokens_per_s"], 3),
-        "pipeline_batch_assembly_share": round(summary["batch_assembly_s"] / summary["train_step_s"], 3),
-        "pipeline_assembly_on_critical_path": round(
-            summary["batch_waiting_s"] / max(summary["batch_assembly_s"], 1e-9), 3
-        ),
-        "pipeline_end_to_end_s": round(end_to_end_s, 1),
-        "pipeline_end_to_end_tokens_per_s": round(positions / end_to_end_s, 1),
-        # where the machine's CPU went during the pipeline run (start-up and evaluation included)
-        "pipeline_cpu_seconds_by_process": cpu.seconds_by_role(),
-        "cpu_count": os.cpu_count(),
-    }
+from skillit_ray.config import load_config
 
 
 def graph_speedup(overrides: list[str]) -> dict:
@@ -220,23 +50,35 @@ def graph_speedup(overrides: list[str]) -> dict:
     )  # fmt: skip
     sequential = run_short_runs_sequentially(config)
     connect_ray(config)
-    one_per_trial = learn_graph(dataclasses.replace(
-        config, graph=dataclasses.replace(config.graph, runs_per_trial=1),
-        run=dataclasses.replace(config.run, name=f"{config.run.name}-one-per-trial"),
-    ))  # fmt: skip
-    batched = learn_graph(config)  # graph.runs_per_trial as given (default 0: one trial per slot)
-    sequential_s = sequential["sequential_wall_s"]
+    slots = max(1, os.cpu_count() or 1)  # one trial slot per core (the local Ray reports more CPUs than cores)
+
+    def on_tune(name: str, runs_per_trial: int, max_concurrent: int) -> dict:
+        graph = dataclasses.replace(config.graph, runs_per_trial=runs_per_trial, max_concurrent_trials=max_concurrent)
+        run = dataclasses.replace(config.run, name=f"{config.run.name}-{name}")
+        return learn_graph(dataclasses.replace(config, graph=graph, run=run))
+
+    one_slot = on_tune("one-slot", 0, 1)  # every run in one trial: one start-up, one core
+    one_per_trial = on_tune("one-per-trial", 1, slots)  # every run pays a trial start-up
+    batched = on_tune("batched", 0, slots)  # one trial per slot: start-up paid once per slot
+    sequential_s, one_slot_s = sequential["sequential_wall_s"], one_slot["parallel_wall_s"]
+    num_runs = batched["num_runs"]
     return {
         "benchmark": "graph",
         "method": config.graph.method,
-        "num_runs": batched["num_runs"],
+        "num_runs": num_runs,
         "steps_per_run": config.graph.steps,
+        "trial_slots": slots,
         "sequential_wall_s": round(sequential_s, 1),
+        "tune_one_slot_wall_s": round(one_slot_s, 1),
         "tune_one_run_per_trial_wall_s": round(one_per_trial["parallel_wall_s"], 1),
-        "speedup_one_run_per_trial": round(sequential_s / one_per_trial["parallel_wall_s"], 2),
         "tune_batched_trials": batched["num_trials"],
         "tune_batched_wall_s": round(batched["parallel_wall_s"], 1),
+        # against the sequential driver (torch's threads already use every core) ...
+        "speedup_one_run_per_trial": round(sequential_s / one_per_trial["parallel_wall_s"], 2),
         "speedup_batched": round(sequential_s / batched["parallel_wall_s"], 2),
+        # ... and against one trial slot: what the slots themselves buy, bounded by runs / ceil(runs / slots)
+        "speedup_batched_over_one_slot": round(one_slot_s / batched["parallel_wall_s"], 2),
+        "speedup_bound_over_one_slot": round(num_runs / math.ceil(num_runs / slots), 2),
         "cpu_count": os.cpu_count(),
     }
 
@@ -380,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--discovery-report", default="docs/DISCOVERY.md", help="discovery: the markdown report")
     parser.add_argument("--rows-per-skill", type=int, default=400, help="discovery: rows of each hidden skill")
     parser.add_argument("--runs", type=int, default=4, help="discovery: short runs")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput: plain / worker / pipeline rounds")
     parser.add_argument("--steps", type=int, default=0, help="discovery: steps of each short run (0: per setting)")
     parser.add_argument("--checkpoints", type=int, default=4, help="discovery: checkpoints scored per run")
     parser.add_argument("--transfer-out", default="runs/transfer", help="prerequisites, lego-from-base: runs.jsonl")
@@ -424,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
 
         result = sampler_benchmark()
     elif arguments.which == "throughput":
-        result = throughput(arguments.overrides)
+        from skillit_ray.throughput_benchmark import throughput
+
+        result = throughput(arguments.overrides, arguments.repeats)
     elif arguments.which == "graph":
         result = graph_speedup(arguments.overrides)
     else:
