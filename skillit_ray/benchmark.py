@@ -2,7 +2,7 @@
 
 Role in the flow: measures the whole system against plain PyTorch in the same run.
 
-    python -m skillit_ray.benchmark throughput [--set k=v ...]   full pipeline vs a plain loop
+    python -m skillit_ray.benchmark throughput [--repeats N] [--set k=v ...]   full pipeline vs a plain loop
     python -m skillit_ray.benchmark graph [--set k=v ...]        Tune-parallel graph runs vs sequential
     python -m skillit_ray.benchmark many-skills [--skills N] [--set k=v ...]   N parquet text skills end to end
     python -m skillit_ray.benchmark efficiency [--settings a,b] [--seeds 0,1,2]   every strategy x seeds (efficiency.py)
