@@ -52,14 +52,14 @@ def graph_speedup(overrides: list[str]) -> dict:
     connect_ray(config)
     slots = max(1, os.cpu_count() or 1)  # one trial slot per core (the local Ray reports more CPUs than cores)
 
-    def on_tune(name: str, runs_per_trial: int, max_concurrent: int) -> dict:
+    def tune_layout(name: str, runs_per_trial: int, max_concurrent: int) -> dict:
         graph = dataclasses.replace(config.graph, runs_per_trial=runs_per_trial, max_concurrent_trials=max_concurrent)
         run = dataclasses.replace(config.run, name=f"{config.run.name}-{name}")
         return learn_graph(dataclasses.replace(config, graph=graph, run=run))
 
-    one_slot = on_tune("one-slot", 0, 1)  # every run in one trial: one start-up, one core
-    one_per_trial = on_tune("one-per-trial", 1, slots)  # every run pays a trial start-up
-    batched = on_tune("batched", 0, slots)  # one trial per slot: start-up paid once per slot
+    one_slot = tune_layout("one-slot", 0, 1)  # every run in one trial: one start-up, one core
+    one_per_trial = tune_layout("one-per-trial", 1, slots)  # every run pays a trial start-up
+    batched = tune_layout("batched", 0, slots)  # one trial per slot: start-up paid once per slot
     sequential_s, one_slot_s = sequential["sequential_wall_s"], one_slot["parallel_wall_s"]
     num_runs = batched["num_runs"]
     return {

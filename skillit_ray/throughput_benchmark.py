@@ -23,6 +23,7 @@ goes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -110,7 +111,10 @@ def plain_loop_in_train_worker(config: JobConfig, vocab_size: int, name: str) ->
         scaling_config=ray.train.ScalingConfig(
             num_workers=1,
             use_gpu=scaling.use_gpu,
-            resources_per_worker={"CPU": scaling.cpus_per_worker, **({"GPU": 1} if scaling.use_gpu else {})},
+            resources_per_worker={
+                "CPU": scaling.cpus_per_worker,
+                **({"GPU": scaling.gpus_per_worker} if scaling.use_gpu else {}),
+            },
         ),
         run_config=ray.train.RunConfig(name=name, storage_path=config.run.storage_path),
     )
@@ -198,8 +202,8 @@ def throughput(overrides: list[str], repeats: int = 3) -> dict:
     in_worker, pipeline, first_run = [], [], {}
     for repeat in range(repeats):
         in_worker.append(plain_loop_in_train_worker(config, vocab_size, f"plain-in-worker-{repeat}"))
-        run_config = load_config(None, THROUGHPUT_DEFAULTS + [f"run.storage_path={storage}"] + overrides
-                                 + [f"run.name={config.run.name}-{repeat}"])  # fmt: skip
+        run = dataclasses.replace(config.run, name=f"{config.run.name}-{repeat}")  # a run directory per repeat
+        run_config = dataclasses.replace(config, run=run)
         started = time.perf_counter()
         with ProcessCpuSampler() as cpu:
             pipeline.append(run_training(run_config))
