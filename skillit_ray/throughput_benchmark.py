@@ -214,6 +214,8 @@ def throughput(overrides: list[str], repeats: int = 3) -> dict:
     pipeline_tokens = [run["tokens_per_s"] for run in pipeline]
     pipeline_ratios = [tokens / reference for tokens, reference in zip(pipeline_tokens, adjacent)]
     worker_ratios = [tokens / reference for tokens, reference in zip(in_worker, adjacent)]
+    # the same kind of process (a Train worker with Ray Train's actors up), taken just before each pipeline run
+    pipeline_over_worker = [tokens / reference for tokens, reference in zip(pipeline_tokens, in_worker)]
     median_plain = statistics.median(plain)
     median_pipeline = statistics.median(pipeline_tokens)
     assembly_s, waiting_s, step_s = (sum(run[key] for run in pipeline)
@@ -238,6 +240,8 @@ def throughput(overrides: list[str], repeats: int = 3) -> dict:
         "ratio_pipeline_over_adjacent_plain_median": round(statistics.median(pipeline_ratios), 3),
         "ratio_plain_in_worker_over_adjacent_plain": [round(value, 3) for value in worker_ratios],
         "ratio_plain_in_worker_over_adjacent_plain_median": round(statistics.median(worker_ratios), 3),
+        "ratio_pipeline_over_plain_in_worker_before": [round(value, 3) for value in pipeline_over_worker],
+        "ratio_pipeline_over_plain_in_worker_before_median": round(statistics.median(pipeline_over_worker), 3),
         "ratio_loop_without_ray_over_plain_before_ray": round(in_process["tokens_per_s"] / plain[0], 3),
         "ratio_plain_with_ray_up_over_plain_before_ray": round(plain[1] / plain[0], 3),
         "pipeline_tokens_per_s": round(median_pipeline, 1),

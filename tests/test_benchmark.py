@@ -32,6 +32,7 @@ def test_throughput_relates_every_pipeline_run_to_the_plain_readings_around_it(r
     adjacent = (plain[1] + plain[2]) / 2
     assert abs(result["ratio_pipeline_over_adjacent_plain_median"] - pipeline / adjacent) < 2e-3
     assert abs(result["ratio_plain_in_worker_over_adjacent_plain_median"] - in_worker / adjacent) < 2e-3
+    assert abs(result["ratio_pipeline_over_plain_in_worker_before_median"] - pipeline / in_worker) < 2e-3
     assert abs(result["ratio_pipeline_median_over_plain_median"] - pipeline / statistics.median(plain)) < 2e-3
     assert 0 <= result["pipeline_batch_assembly_share"] <= 1
     assert result["steps"] == 12 and result["device"] == "cpu"

@@ -1,6 +1,7 @@
-"""A run's own local Ray is lean: no idle workers started ahead of use, and it still runs Ray Train
-without errors in its log (`run.local_ray=lean`, the default; "full" is Ray's defaults). The dashboard
-stays: without it Ray Train's placement-group cleaner logs a State API failure every few seconds.
+"""A run's own local Ray is lean: no idle workers started ahead of use, no preemption-watcher actor,
+and it still runs Ray Train without errors in its log (`run.local_ray=lean`, the default; "full" is
+Ray's defaults). The dashboard stays: without it Ray Train's placement-group cleaner logs a State API
+failure every few seconds. Train workers tokenize without a rayon pool unless the user says otherwise.
 
 Runs in a fresh Python process (the test session's shared Ray would be joined instead); the process
 ends its Ray with `ray.shutdown()`. Slow (a second local Ray): `make test-slow`.
@@ -24,8 +25,10 @@ config = load_config(None, sys.argv[1:])
 connect_ray(config)
 names = sorted(process.name() for process in psutil.Process().children(recursive=True))
 summary = run_training(config)
+from ray.util.state import list_actors
+classes = sorted({actor.class_name for actor in list_actors(limit=1000)})  # dead ones included
 ray.shutdown()
-print(json.dumps({"processes": names, "steps": summary["steps"]}))
+print(json.dumps({"processes": names, "steps": summary["steps"], "actor_classes": classes}))
 """
 
 
@@ -41,4 +44,17 @@ def test_a_lean_local_ray_starts_no_idle_workers_and_trains_with_a_clean_log(tmp
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["steps"] == 4
     assert "ray::IDLE" not in result["processes"]
+    assert "TrainController" in result["actor_classes"] and "PreemptionWatcher" not in result["actor_classes"]
     assert "State API may be temporarily unavailable" not in completed.stdout + completed.stderr
+
+
+def test_train_workers_tokenize_on_the_asking_thread_unless_the_user_says_otherwise(monkeypatch):
+    from skillit_ray.faults import ENVIRONMENT_VARIABLES, FAIL_AT_STEP_VARIABLE
+    from skillit_ray.train import worker_environment
+
+    for key in ("TOKENIZERS_PARALLELISM", *ENVIRONMENT_VARIABLES):
+        monkeypatch.delenv(key, raising=False)
+    assert worker_environment() == {"TOKENIZERS_PARALLELISM": "false"}
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")
+    monkeypatch.setenv(FAIL_AT_STEP_VARIABLE, "3")
+    assert worker_environment() == {"TOKENIZERS_PARALLELISM": "true", FAIL_AT_STEP_VARIABLE: "3"}
