@@ -9,14 +9,17 @@ same process tree; every figure leaves out its first 5 steps (warm-up, compilati
 
 1. the plain loop in this process before Ray starts, then our own training loop in this process
    without Ray (local sampler state): what the loop costs (batch assembly, quotas, normalization);
+   then the same cost without the drift (`interleaved_step_costs`): the plain step, our train step
+   on ready rows and our train step with its batch assembled in line, alternated step by step;
 2. the plain loop again with the local Ray up: what an idle Ray costs the host;
 3. `repeats` times: the plain loop inside a Ray Train worker (its thread, environment and
    niceness; one worker), the full pipeline, then the plain loop in this process again.
 
-The host drifts by 5-20% between readings of the same loop, so one pipeline run against one plain
-reading says little. Each pipeline run (and each plain loop in a worker) is divided by the mean of
-the two plain readings on either side of it, and the median over repeats is the headline, with every
-reading kept in the JSON. The first pipeline run is also timed end to end (start-up and evaluations
+The host drifts by 5-20% between readings of the same loop (between consecutive 13 s readings too),
+so one pipeline run against one plain reading says little. Each pipeline run (and each plain loop in
+a worker) is divided by the mean of the two plain readings on either side of it, and by the plain
+loop in a worker just before it; the medians over repeats are the headline, with every reading kept
+in the JSON. The first pipeline run is also timed end to end (start-up and evaluations
 included) and the CPU seconds of every process during it are read, so no ratio hides where the time
 goes.
 """
@@ -47,16 +50,14 @@ THROUGHPUT_DEFAULTS = [
 ]
 
 
-def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps: int = 5) -> dict[str, float]:
-    """The reference: the same model and batch shape, random tokens, AdamW, no Ray, no data pipeline."""
+def plain_training_step(config: JobConfig, vocab_size: int, device):
+    """The reference step: the same model and batch shape, random tokens, AdamW; returns a callable that
+    runs one step."""
     import torch
 
     from skillit_ray.loop import build_optimizer
     from skillit_ray.model import build_model, next_token_losses
 
-    device = torch.device("cuda" if config.scaling.use_gpu and torch.cuda.is_available() else "cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, int(config.scaling.cpus_per_worker)))
     model = build_model(config.model.size, vocab_size, config.data.sequence_length, overrides=config.model.overrides)
     model = model.to(device)
     optimizer = build_optimizer(model, config)
@@ -64,12 +65,8 @@ def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps:
         model = torch.compile(model)
     batch = torch.randint(3, vocab_size, (config.train.batch_size, config.data.sequence_length), device=device)
     autocast = config.train.autocast_bf16(device.type)
-    timed_steps = config.train.steps
-    for step in range(warmup_steps + timed_steps):
-        if step == warmup_steps:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
+
+    def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(input_ids=batch).logits
@@ -77,10 +74,83 @@ def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip_norm)
         optimizer.step()
+
+    return step
+
+
+def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps: int = 5) -> dict[str, float]:
+    """The reference: the plain step in a loop, no Ray, no data pipeline."""
+    import torch
+
+    device = torch.device("cuda" if config.scaling.use_gpu and torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, int(config.scaling.cpus_per_worker)))
+    step = plain_training_step(config, vocab_size, device)
+    timed_steps = config.train.steps
+    for index in range(warmup_steps + timed_steps):
+        if index == warmup_steps:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+        step()
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
-    return {"tokens_per_s": timed_steps * batch.numel() / elapsed, "seconds": elapsed, "steps": timed_steps}
+    positions = config.train.batch_size * config.data.sequence_length
+    return {"tokens_per_s": timed_steps * positions / elapsed, "seconds": elapsed, "steps": timed_steps}
+
+
+def interleaved_step_costs(config: JobConfig, steps: int, warmup_steps: int = 5) -> dict[str, float]:
+    """Our step against the plain one in this process, alternated step by step so the host's drift cancels.
+
+    Each round runs, in turn: the plain step; our `train_step` (and scheduler) on rows assembled
+    beforehand; and our `train_step` after assembling its rows in line (`QuotaPlan.batch`, uniform
+    weights). Returns each kind's summed time relative to the plain steps' (CPU or one GPU)."""
+    import torch
+
+    from skillit_ray import distributed
+    from skillit_ray.data import load_skill_tokenizer
+    from skillit_ray.loop import build_training_parts, train_step
+    from skillit_ray.plans import QuotaPlan
+    from skillit_ray.train import resolve_run
+
+    config, setup = resolve_run(config)
+    device = torch.device("cuda" if config.scaling.use_gpu and torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, int(config.scaling.cpus_per_worker)))
+    tokenizer = load_skill_tokenizer(setup)
+    context = distributed.WorkerContext(0, 1, device)
+    plan = QuotaPlan(config, setup, tokenizer, context)
+    schedule = plan.schedule(0, [1 / len(setup.train_skills)] * len(setup.train_skills), config.train.seed)
+    steps_in_schedule = len(schedule) // config.train.batch_size
+    prepared = [plan.batch(schedule, index, index)[0] for index in range(min(steps_in_schedule, 20))]
+    parts = {kind: build_training_parts(config, len(tokenizer), device) for kind in ("prepared", "assembled")}
+    autocast = config.train.autocast_bf16(device.type)
+
+    def ours(kind: str, index: int) -> None:
+        model, optimizer, scheduler = parts[kind]
+        rows = prepared[index % len(prepared)] if kind == "prepared" else plan.batch(schedule, index, index)[0]
+        train_step(model, optimizer, rows, tokenizer.pad_token_id, config, context, autocast)
+        scheduler.step()
+
+    plain = plain_training_step(config, len(tokenizer), device)
+    kinds = {"plain": lambda index: plain(), "prepared": lambda index: ours("prepared", index),
+             "assembled": lambda index: ours("assembled", index % steps_in_schedule)}  # fmt: skip
+    seconds = dict.fromkeys(kinds, 0.0)
+    for index in range(warmup_steps + steps):
+        for kind, run_step in kinds.items():
+            started = time.perf_counter()
+            run_step(index)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if index >= warmup_steps:
+                seconds[kind] += time.perf_counter() - started
+    return {
+        "steps": steps,
+        "plain_step_ms": round(1000 * seconds["plain"] / steps, 2),
+        "ratio_train_step_over_plain": round(seconds["plain"] / seconds["prepared"], 4),
+        "ratio_train_step_with_assembly_over_plain": round(seconds["plain"] / seconds["assembled"], 4),
+    }
 
 
 def _plain_loop_worker(loop_config: dict[str, Any]) -> None:
@@ -197,6 +267,7 @@ def throughput(overrides: list[str], repeats: int = 3) -> dict:
     vocab_size = len(load_skill_tokenizer(resolve_skills(config)))
     plain = [plain_pytorch_tokens_per_s(config, vocab_size)["tokens_per_s"]]  # before Ray
     in_process = run_local_training(config, use_gpu=config.scaling.use_gpu)
+    interleaved = interleaved_step_costs(config, steps=min(100, config.train.steps))
     connect_ray(config)
     plain.append(plain_pytorch_tokens_per_s(config, vocab_size)["tokens_per_s"])  # what an idle Ray costs the host
     in_worker, pipeline, first_run = [], [], {}
@@ -243,6 +314,8 @@ def throughput(overrides: list[str], repeats: int = 3) -> dict:
         "ratio_pipeline_over_plain_in_worker_before": [round(value, 3) for value in pipeline_over_worker],
         "ratio_pipeline_over_plain_in_worker_before_median": round(statistics.median(pipeline_over_worker), 3),
         "ratio_loop_without_ray_over_plain_before_ray": round(in_process["tokens_per_s"] / plain[0], 3),
+        # drift-free: our step and the plain one alternated step by step in this process, before Ray
+        "interleaved_in_process": interleaved,
         "ratio_plain_with_ray_up_over_plain_before_ray": round(plain[1] / plain[0], 3),
         "pipeline_tokens_per_s": round(median_pipeline, 1),
         "ratio_pipeline_median_over_plain_median": round(median_pipeline / median_plain, 3),

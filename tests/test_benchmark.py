@@ -37,6 +37,23 @@ def test_throughput_relates_every_pipeline_run_to_the_plain_readings_around_it(r
     assert 0 <= result["pipeline_batch_assembly_share"] <= 1
     assert result["steps"] == 12 and result["device"] == "cpu"
     assert result["pipeline_cpu_seconds_by_process"]["ray::RayTrainWorker"] > 0  # the worker's CPU is seen
+    assert result["interleaved_in_process"]["steps"] == 12
+
+
+def test_the_interleaved_reading_times_all_three_step_kinds(tmp_path):
+    from skillit_ray.config import load_config
+    from skillit_ray.throughput_benchmark import interleaved_step_costs
+
+    threads = torch.get_num_threads()
+    overrides = ["model.size=tiny", "data.lego_num_variables=3", "train.batch_size=4", "train.steps=6",
+                 "data.sequence_length=24", "scaling.cpus_per_worker=1", f"run.storage_path={tmp_path}"]  # fmt: skip
+    try:
+        costs = interleaved_step_costs(load_config(None, overrides), steps=4, warmup_steps=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert costs["steps"] == 4 and costs["plain_step_ms"] > 0
+    for kind in ("ratio_train_step_over_plain", "ratio_train_step_with_assembly_over_plain"):
+        assert 0.1 < costs[kind] < 10, costs  # same model and batch shape: within an order of magnitude
 
 
 def test_the_sampler_benchmark_agrees_with_the_baseline_and_publishes_to_every_worker(ray_local):
