@@ -86,6 +86,8 @@ def start_local_head(temp_dir: Path, num_cpus: int) -> tuple[subprocess.Popen, s
         token_file.parent.mkdir(parents=True, exist_ok=True)
         token_file.write_text(secrets.token_hex(32))
     environment = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+    # SIGTERM stops the head at once: by default `ray start --block` first drains the node for up to 30 s
+    environment["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"
     ports = [_free_port() for _ in range(6)]  # GCS, agent HTTP and gRPC, metrics, runtime env, dashboard
     ray_binary = str(Path(sys.executable).parent / "ray")
     head = subprocess.Popen(

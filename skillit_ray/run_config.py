@@ -78,8 +78,9 @@ class RunConfig:
     ray_address: str = ""
     """Ray cluster address; empty starts or joins a local Ray."""
     local_ray: str = "lean"
-    """A local Ray started by a run: "lean" (no idle workers started ahead of use) or "full" (Ray's
-    defaults). Both keep the dashboard on 127.0.0.1: Ray Train's clean-up asks its State API."""
+    """A local Ray started by a run: "lean" (no idle workers started ahead of use, no preemption-watcher
+    actor) or "full" (Ray's defaults). Both keep the dashboard on 127.0.0.1: Ray Train's clean-up asks
+    its State API."""
 
     def validate(self) -> None:
         require(

@@ -38,6 +38,8 @@ def local_head(tmp_path, monkeypatch):
         token_file.parent.mkdir(parents=True, exist_ok=True)
         token_file.write_text(secrets.token_hex(32))
     environment = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+    # SIGTERM stops the head at once: by default `ray start --block` first drains the node for up to 30 s
+    environment["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"
     # every port explicit: the suite's own local Ray already holds the default agent ports
     gcs_port, dashboard_port, agent_http_port, agent_grpc_port, metrics_port, runtime_env_port = (
         free_port() for _ in range(6)
