@@ -31,6 +31,7 @@ import os
 import statistics
 import tempfile
 import time
+from functools import partial
 from typing import Any
 
 from skillit_ray.config import JobConfig, load_config
@@ -48,6 +49,16 @@ THROUGHPUT_DEFAULTS = [
     "run.name=benchmark",
     "run.resume=false",
 ]
+
+
+def benchmark_device(config: JobConfig):
+    """The run's device; on CPU, this process's torch threads set to the worker's cores."""
+    import torch
+
+    device = torch.device("cuda" if config.scaling.use_gpu and torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, int(config.scaling.cpus_per_worker)))
+    return device
 
 
 def plain_training_step(config: JobConfig, vocab_size: int, device):
@@ -82,9 +93,7 @@ def plain_pytorch_tokens_per_s(config: JobConfig, vocab_size: int, warmup_steps:
     """The reference: the plain step in a loop, no Ray, no data pipeline."""
     import torch
 
-    device = torch.device("cuda" if config.scaling.use_gpu and torch.cuda.is_available() else "cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, int(config.scaling.cpus_per_worker)))
+    device = benchmark_device(config)
     step = plain_training_step(config, vocab_size, device)
     timed_steps = config.train.steps
     for index in range(warmup_steps + timed_steps):
@@ -115,9 +124,7 @@ def interleaved_step_costs(config: JobConfig, steps: int, warmup_steps: int = 5)
     from skillit_ray.train import resolve_run
 
     config, setup = resolve_run(config)
-    device = torch.device("cuda" if config.scaling.use_gpu and torch.cuda.is_available() else "cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, int(config.scaling.cpus_per_worker)))
+    device = benchmark_device(config)
     tokenizer = load_skill_tokenizer(setup)
     context = distributed.WorkerContext(0, 1, device)
     plan = QuotaPlan(config, setup, tokenizer, context)
@@ -129,13 +136,15 @@ def interleaved_step_costs(config: JobConfig, steps: int, warmup_steps: int = 5)
 
     def ours(kind: str, index: int) -> None:
         model, optimizer, scheduler = parts[kind]
-        rows = prepared[index % len(prepared)] if kind == "prepared" else plan.batch(schedule, index, index)[0]
+        if kind == "prepared":
+            rows = prepared[index % len(prepared)]
+        else:
+            rows = plan.batch(schedule, index % steps_in_schedule, index % steps_in_schedule)[0]
         train_step(model, optimizer, rows, tokenizer.pad_token_id, config, context, autocast)
         scheduler.step()
 
     plain = plain_training_step(config, len(tokenizer), device)
-    kinds = {"plain": lambda index: plain(), "prepared": lambda index: ours("prepared", index),
-             "assembled": lambda index: ours("assembled", index % steps_in_schedule)}  # fmt: skip
+    kinds = {"plain": lambda index: plain(), **{kind: partial(ours, kind) for kind in parts}}
     seconds = dict.fromkeys(kinds, 0.0)
     for index in range(warmup_steps + steps):
         for kind, run_step in kinds.items():

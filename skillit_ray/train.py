@@ -71,11 +71,12 @@ def connect_ray(config: JobConfig) -> None:
         return
     # Local: reserve logical CPUs for the train workers plus the Ray Data read/tokenize tasks.
     needed = config.scaling.num_workers * config.scaling.cpus_per_worker + 2
-    lean = LEAN_LOCAL_RAY if config.run.local_ray == "lean" else {}
+    lean = config.run.local_ray == "lean"
     if lean:
         for key, value in LEAN_LOCAL_ENVIRONMENT.items():
             os.environ.setdefault(key, value)
-    ray.init(num_cpus=int(max(os.cpu_count() or 1, needed)), dashboard_host="127.0.0.1", **lean)
+    num_cpus = int(max(os.cpu_count() or 1, needed))
+    ray.init(num_cpus=num_cpus, dashboard_host="127.0.0.1", **(LEAN_LOCAL_RAY if lean else {}))
 
 
 # ----------------------------------------------------------------------------- the driver

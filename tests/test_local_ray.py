@@ -26,7 +26,8 @@ connect_ray(config)
 names = sorted(process.name() for process in psutil.Process().children(recursive=True))
 summary = run_training(config)
 from ray.util.state import list_actors
-classes = sorted({actor.class_name for actor in list_actors(limit=1000)})  # dead ones included
+address = ray.get_runtime_context().gcs_address  # named: the test session may run a Ray of its own
+classes = sorted({actor.class_name for actor in list_actors(address=address, limit=1000)})  # dead ones too
 ray.shutdown()
 print(json.dumps({"processes": names, "steps": summary["steps"], "actor_classes": classes}))
 """
