@@ -93,6 +93,26 @@ def test_tokenizer_save_load_round_trip(tokenizer: PreTrainedTokenizerFast, tmp_
         load_tokenizer(tmp_path / "missing_dir")
 
 
+def test_token_ids_are_the_tokenizers_own_ids_for_word_level_and_bpe(tokenizer: PreTrainedTokenizerFast) -> None:
+    from skillit_ray.data.text_tokenizer import train_bpe_tokenizer
+    from skillit_ray.data.tokens import token_ids
+
+    lego, addition = LegoGenerator(), AdditionGenerator()
+    synthetic = [lego.sample_by_index(index % 5, index, seed=1).text for index in range(300)]
+    synthetic += [addition.sample_by_index(index % 3, index, seed=1).text for index in range(300)]
+    synthetic += ["", "Input: ü = val 1 <eos> zz", "  \t 1,2 ;; <pad>"]  # unknown words, specials, odd spacing
+    assert token_ids(tokenizer, synthetic) == tokenizer(synthetic, add_special_tokens=False)["input_ids"]
+
+    words = ["the", "model", "naïve", "数据", "don't", "<eos>", "🙂", "  ", "\n", "x" * 30]
+    generator = np.random.default_rng(0)
+    texts = [" ".join(generator.choice(words, size=generator.integers(0, 60))) for _ in range(200)]
+    bpe = train_bpe_tokenizer(texts, 400)
+    expected = bpe(texts, add_special_tokens=False)["input_ids"]
+    assert token_ids(bpe, texts) == expected
+    bpe.backend_tokenizer.enable_truncation(8)  # set on the backend: the tokenizer's own call switches it off
+    assert token_ids(bpe, texts) == expected
+
+
 def test_build_tokenizer_rejects_words_that_would_be_split() -> None:
     with pytest.raises(ValueError, match="'a,b'"):
         build_tokenizer(["a,b"])

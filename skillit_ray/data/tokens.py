@@ -11,6 +11,23 @@ from __future__ import annotations
 import numpy as np
 
 
+def token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    """The ids of each text without special tokens, as `tokenizer(texts, add_special_tokens=False)` gives them.
+
+    A fast tokenizer whose backend has no truncation or padding set is asked directly
+    (`encode_batch_fast`: no offsets or word ids are computed): the same ids at 0.6 of the time for a
+    LEGO batch, which is the larger part of a synthetic batch's assembly (README, Throughput).
+    Anything else goes through the tokenizer's own call, which switches such settings off for it.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.truncation is not None or backend.padding is not None:
+        return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    encode = getattr(backend, "encode_batch_fast", None)  # tokenizers >= 0.21
+    if encode is None:
+        return [encoding.ids for encoding in backend.encode_batch(texts, add_special_tokens=False)]
+    return [encoding.ids for encoding in encode(texts, add_special_tokens=False)]
+
+
 def encode_texts(tokenizer, texts: list[str], sequence_length: int, pack: bool = False) -> np.ndarray:
     """Token rows of exactly `sequence_length` ids (int32), padded with the pad id.
 
@@ -18,7 +35,7 @@ def encode_texts(tokenizer, texts: list[str], sequence_length: int, pack: bool =
     (the last partial row is padded).
     """
     pad_id = tokenizer.pad_token_id
-    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    encoded = token_ids(tokenizer, list(texts))
     if pack:
         stream: list[int] = []
         for ids in encoded:

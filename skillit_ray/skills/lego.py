@@ -58,22 +58,23 @@ class LegoGenerator(SkillGenerator):
 
     def _draw(self, skill_index: int, rng: np.random.Generator) -> Sample:
         # Same draw order as the official code: values, names, clause order.
-        values = rng.integers(0, 2, size=self.num_variables)
-        names = [ALPHABET[index] for index in rng.permutation(len(ALPHABET))]
+        # Python ints and lists from here: numpy scalars cost ~0.1 us per comparison or index.
+        values = rng.integers(0, 2, size=self.num_variables).tolist()
+        names = [ALPHABET[index] for index in rng.permutation(len(ALPHABET)).tolist()]
         # The root clause has no leading space, the others do; joined, this gives the
         # official double spaces after each " , ".
         clauses = [f"{names[0]} = val {values[0]} , "]
         for depth in range(1, self.num_variables):
             modifier = "val" if values[depth] == values[depth - 1] else "not"
             clauses.append(f" {names[depth]} = {modifier} {names[depth - 1]} , ")
-        clause_order = rng.permutation(self.num_variables)
+        clause_order = rng.permutation(self.num_variables).tolist()
         body = "".join(clauses[index] for index in clause_order)
         body = body[: -len(" , ")]
         prompt = f"Input: {body}{OUTPUT_MARKER} {names[skill_index]} = val "
         return Sample(
-            skill=self.skill_names[skill_index],
+            skill=f"{self.family}_{skill_index + 1}",
             prompt=prompt,
-            answer=str(int(values[skill_index])),
+            answer=str(values[skill_index]),
             suffix=ANSWER_SUFFIX,
         )
 
