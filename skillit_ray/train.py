@@ -53,10 +53,12 @@ machine never has. Every idle Ray actor costs about 0.7% of a core (its main thr
 Throughput)."""
 
 WORKER_ENVIRONMENT = {"TOKENIZERS_PARALLELISM": "false"}
-"""Environment of every Ray Train worker (a value set in the driver's environment wins): HF
-tokenizers encode on the thread that asks instead of waking a rayon pool on every core. A worker
-owns `scaling.cpus_per_worker` cores, all of them torch's; a batch of a few short texts encoded in
-parallel took 1.5x the CPU time and woke the cores torch was running on."""
+"""Environment of every Ray Train worker and, on a local Ray this process starts, of every worker of
+the job (Ray Data's tokenize tasks, Tune trials; a submitted job gets it from `jobs/runtime_env.yaml`).
+A value set in the driver's environment wins. HF tokenizers encode on the thread that asks instead of
+waking a rayon pool on every core: a worker owns `scaling.cpus_per_worker` cores, all of them torch's
+(a task or a trial one core), and a batch of a few short texts encoded in parallel took 1.5x the CPU
+time and woke the cores torch was running on."""
 
 
 def connect_ray(config: JobConfig) -> None:
@@ -76,7 +78,8 @@ def connect_ray(config: JobConfig) -> None:
         for key, value in LEAN_LOCAL_ENVIRONMENT.items():
             os.environ.setdefault(key, value)
     num_cpus = int(max(os.cpu_count() or 1, needed))
-    ray.init(num_cpus=num_cpus, dashboard_host="127.0.0.1", **(LEAN_LOCAL_RAY if lean else {}))
+    ray.init(num_cpus=num_cpus, dashboard_host="127.0.0.1", runtime_env={"env_vars": job_environment()},
+             **(LEAN_LOCAL_RAY if lean else {}))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -204,9 +207,14 @@ def torch_trainer(config: JobConfig, setup: SkillSetup, storage: RunStorage, res
     )
 
 
+def job_environment() -> dict[str, str]:
+    """`WORKER_ENVIRONMENT`, the driver's own values winning: a local Ray's job-wide environment."""
+    return {key: os.environ.get(key, value) for key, value in WORKER_ENVIRONMENT.items()}
+
+
 def worker_environment() -> dict[str, str]:
-    """`WORKER_ENVIRONMENT` (the driver's own values win) and the fault-injection variables that are set."""
-    environment = {key: os.environ.get(key, value) for key, value in WORKER_ENVIRONMENT.items()}
+    """A Train worker's environment: `job_environment()` and the fault-injection variables that are set."""
+    environment = job_environment()
     environment.update({key: os.environ[key] for key in FAULT_VARIABLES if key in os.environ})  # skillit_ray.faults
     return environment
 
