@@ -18,7 +18,7 @@ import sys
 import pytest
 
 PROBE = """
-import json, sys
+import json, os, sys
 import ray
 import psutil  # Ray's vendored copy, on the path once ray is imported
 from skillit_ray.config import load_config
@@ -26,7 +26,7 @@ from skillit_ray.train import connect_ray, run_training
 config = load_config(None, sys.argv[1:])
 connect_ray(config)
 names = sorted(process.name() for process in psutil.Process().children(recursive=True))
-read_variable = ray.remote(lambda: __import__("os").environ.get("TOKENIZERS_PARALLELISM"))
+read_variable = ray.remote(lambda: os.environ.get("TOKENIZERS_PARALLELISM"))
 task_tokenizer_parallelism = ray.get(read_variable.remote())
 summary = run_training(config)
 from ray.util.state import list_actors

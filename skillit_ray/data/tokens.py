@@ -22,9 +22,7 @@ def token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None or backend.truncation is not None or backend.padding is not None:
         return tokenizer(texts, add_special_tokens=False)["input_ids"]
-    encode = getattr(backend, "encode_batch_fast", None)  # tokenizers >= 0.21
-    if encode is None:
-        return [encoding.ids for encoding in backend.encode_batch(texts, add_special_tokens=False)]
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # the fast one: tokenizers >= 0.21
     return [encoding.ids for encoding in encode(texts, add_special_tokens=False)]
 
 

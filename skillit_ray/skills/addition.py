@@ -56,7 +56,7 @@ class AdditionGenerator(SkillGenerator):
         sum_digits_reversed = str(first + second).zfill(self.num_digits)[::-1]
         prompt = f"Input: A = {self._spaced(first)} + {self._spaced(second)} , A {skill_index} = ? Output: "
         return Sample(
-            skill=self.skill_names[skill_index],
+            skill=self.skill_name(skill_index),
             prompt=prompt,
             answer=sum_digits_reversed[skill_index],
         )

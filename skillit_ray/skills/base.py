@@ -98,7 +98,11 @@ class SkillGenerator(abc.ABC):
     @property
     def skill_names(self) -> list[str]:
         """Ordered, stable skill names, e.g. ["lego_1", ..., "lego_5"]."""
-        return [f"{self.family}_{index + 1}" for index in range(self._num_skills)]
+        return [self.skill_name(index) for index in range(self._num_skills)]
+
+    def skill_name(self, skill_index: int) -> str:
+        """The name of skill `skill_index` (0-based), e.g. "lego_3"; one string, not the whole list per sample."""
+        return f"{self.family}_{skill_index + 1}"
 
     @abc.abstractmethod
     def vocabulary(self) -> list[str]:
@@ -202,7 +206,7 @@ class SkillGenerator(abc.ABC):
 
     def _too_few_distinct_samples(self, skill_index: int) -> ValueError:
         return ValueError(
-            f"skill {self.skill_names[skill_index]!r} has too few distinct samples to hold out "
+            f"skill {self.skill_name(skill_index)!r} has too few distinct samples to hold out "
             f"num_validation_samples={self.num_validation_samples} and still train; lower "
             "num_validation_samples or make the task larger"
         )

@@ -72,7 +72,7 @@ class LegoGenerator(SkillGenerator):
         body = body[: -len(" , ")]
         prompt = f"Input: {body}{OUTPUT_MARKER} {names[skill_index]} = val "
         return Sample(
-            skill=f"{self.family}_{skill_index + 1}",
+            skill=self.skill_name(skill_index),
             prompt=prompt,
             answer=str(values[skill_index]),
             suffix=ANSWER_SUFFIX,

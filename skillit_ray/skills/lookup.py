@@ -70,4 +70,4 @@ class LookupGenerator(SkillGenerator):
         asked_names, answer = chains[int(rng.integers(0, self.num_chains))]
         body = " ,  ".join(clauses[index] for index in rng.permutation(len(clauses)))
         prompt = f"Input: {body}{OUTPUT_MARKER} {asked_names[skill_index]} = val "
-        return Sample(skill=self.skill_names[skill_index], prompt=prompt, answer=str(answer), suffix=ANSWER_SUFFIX)
+        return Sample(skill=self.skill_name(skill_index), prompt=prompt, answer=str(answer), suffix=ANSWER_SUFFIX)

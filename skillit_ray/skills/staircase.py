@@ -110,7 +110,7 @@ class StaircaseGenerator(SkillGenerator):
             value = 1 - value if negated else value
         modifiers = " ".join("not" if negated else "val" for negated in negations)
         prompt = f"Input: {root_value} {modifiers}{OUTPUT_MARKER} {VARIABLE_NAMES[skill_index]} = val "
-        return Sample(skill=self.skill_names[skill_index], prompt=prompt, answer=str(value), suffix=ANSWER_SUFFIX)
+        return Sample(skill=self.skill_name(skill_index), prompt=prompt, answer=str(value), suffix=ANSWER_SUFFIX)
 
 
 def solve_staircase(sentence: str) -> dict[str, int]:
