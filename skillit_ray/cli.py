@@ -24,7 +24,7 @@ import json
 import logging
 import sys
 
-from skillit_ray.config import describe_keys_with_docs, load_config
+from skillit_ray.config.job import describe_keys_with_docs, load_config
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -132,14 +132,14 @@ def _dispatch(arguments: argparse.Namespace) -> int:
         print(describe_keys_with_docs())
         return 0
     if arguments.command == "demo":
-        from skillit_ray.demo import run_demo
+        from skillit_ray.tune.demo import run_demo
 
         run_demo(arguments.out, arguments.overrides)
         return 0
     if arguments.command == "compare":
         return _compare(arguments.runs, arguments.plot)
     if arguments.command == "corpus":
-        from skillit_ray.corpus import build_corpus_table
+        from skillit_ray.data.prepare.corpus import build_corpus_table
 
         counts = build_corpus_table(arguments.out, arguments.documents_per_source, seed=arguments.seed)
         print(f"wrote {arguments.out}: documents per source {counts}")
@@ -149,22 +149,22 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     config = load_config(arguments.config, arguments.overrides)
     if arguments.command == "prepare":
         return _prepare(arguments, config)
-    from skillit_ray.preflight import check_job
+    from skillit_ray.train.preflight import check_job
 
     for warning in check_job(config, arguments.cluster):  # missing files etc. raise here, before Ray starts
         print(f"warning: {warning}", file=sys.stderr)
     if arguments.command == "pretrain":
-        from skillit_ray.pretrain import pretrain
+        from skillit_ray.train.pretrain import pretrain
 
         print(json.dumps(pretrain(config, arguments.out, arguments.overwrite), indent=2))
         print(f"saved {arguments.out}; continue from it with --set model.pretrained_path={arguments.out}")
         return 0
     if arguments.command == "train":
-        from skillit_ray.train import run_training
+        from skillit_ray.train.launch import run_training
 
         print(json.dumps(run_training(config), indent=2))
         return 0
-    from skillit_ray import tune
+    from skillit_ray.tune import drivers as tune
 
     drivers = {"graph": tune.learn_graph, "tune": tune.tune_hyperparameters, "pipeline": tune.run_pipeline}
     print(json.dumps(drivers[arguments.command](config), indent=2, default=str))
@@ -173,7 +173,7 @@ def _dispatch(arguments: argparse.Namespace) -> int:
 
 def _prepare(arguments: argparse.Namespace, config) -> int:
     if arguments.source != "table":
-        from skillit_ray.prepare import prepare_synthetic
+        from skillit_ray.data.prepare.generators import prepare_synthetic
 
         path = prepare_synthetic(
             config, arguments.source, arguments.out, arguments.rows_per_skill, arguments.rows_per_part,
@@ -181,7 +181,7 @@ def _prepare(arguments: argparse.Namespace, config) -> int:
         )  # fmt: skip
         print(f"wrote {path}")
         return 0
-    from skillit_ray.prepare_table import TableOptions, prepare_table
+    from skillit_ray.data.prepare.table import TableOptions, prepare_table
 
     if not arguments.input:
         raise ValueError("prepare table needs --input (a parquet/JSONL/CSV table, a datasets directory or hf:NAME)")
@@ -200,7 +200,7 @@ def _prepare(arguments: argparse.Namespace, config) -> int:
 
 
 def _discover(arguments: argparse.Namespace) -> int:
-    from skillit_ray.discover import DiscoverOptions, discover, recluster
+    from skillit_ray.discovery.discover import DiscoverOptions, discover, recluster
 
     names = ("input", "out", "num_skills", "text_column", "true_skill_column", "runs", "steps", "checkpoints",
              "fit_rows", "normalization", "seed", "tokenizer", "tokenizer_vocab_size", "config", "overrides",
@@ -215,7 +215,7 @@ def _discover(arguments: argparse.Namespace) -> int:
 
 
 def _compare(runs: list[str], plot: str | None) -> int:
-    from skillit_ray import report
+    from skillit_ray.train import report
 
     print(report.comparison_table(runs))
     target = plot or f"{str(runs[0]).rstrip('/').rsplit('/', 1)[0] if '/' in str(runs[0]) else '.'}/comparison.png"

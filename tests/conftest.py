@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from skillit_ray.config import load_config
+from skillit_ray.config.job import load_config
 
 LEGO3_GRAPH = "mixture.graph=[[1, 0, 0], [1, 1, 0], [0, 0, 1]]"
 
@@ -50,7 +50,7 @@ def small_config(tmp_path, *overrides: str):
 @pytest.fixture(scope="session")
 def lego_dataset(tmp_path_factory):
     """A prepared LEGO-3 parquet dataset with 5 part files of 40 rows per skill."""
-    from skillit_ray.prepare import prepare_synthetic
+    from skillit_ray.data.prepare.generators import prepare_synthetic
 
     directory = tmp_path_factory.mktemp("lego3")
     config = load_config(None, ["data.lego_num_variables=3", "data.num_val_per_skill=20"])

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skillit_ray.aioli import interaction_matrix, normalize_interactions, smoothed_one_hot
-from skillit_ray.mixture import AioliMixture, build_strategy, mix_with_uniform
+from skillit_ray.mixture.aioli import interaction_matrix, normalize_interactions, smoothed_one_hot
+from skillit_ray.mixture.registry import AioliMixture, build_strategy, mix_with_uniform
 
 OPTIONS = dict(
     setting="pretraining", num_train_skills=3, num_eval_skills=3, window=1, loss_reduction="auto", num_rounds=3,

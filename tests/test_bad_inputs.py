@@ -10,9 +10,9 @@ import pytest
 from conftest import small_config
 
 from skillit_ray.cli import main
-from skillit_ray.graph import load_graph
-from skillit_ray.model import build_model
-from skillit_ray.train import run_local_training
+from skillit_ray.graph.algorithms import load_graph
+from skillit_ray.train.launch import run_local_training
+from skillit_ray.train.model import build_model
 
 
 def test_a_garbage_npy_graph_names_the_file_and_the_fix(tmp_path):

@@ -12,7 +12,7 @@ import statistics
 import pytest
 import torch
 
-from skillit_ray.throughput_benchmark import throughput
+from skillit_ray.benchmarks.throughput import throughput
 
 
 @pytest.mark.slow  # 60 s: two Ray Train runs beside four plain loops; the default suite stays under 10 minutes
@@ -41,8 +41,8 @@ def test_throughput_relates_every_pipeline_run_to_the_plain_readings_around_it(r
 
 
 def test_the_interleaved_reading_times_all_three_step_kinds(tmp_path):
-    from skillit_ray.config import load_config
-    from skillit_ray.throughput_benchmark import interleaved_step_costs
+    from skillit_ray.benchmarks.throughput import interleaved_step_costs
+    from skillit_ray.config.job import load_config
 
     threads = torch.get_num_threads()
     overrides = ["model.size=tiny", "data.lego_num_variables=3", "train.batch_size=4", "train.steps=6",
@@ -57,7 +57,7 @@ def test_the_interleaved_reading_times_all_three_step_kinds(tmp_path):
 
 
 def test_the_sampler_benchmark_agrees_with_the_baseline_and_publishes_to_every_worker(ray_local):
-    from skillit_ray.sampler_benchmark import publish_times, update_times
+    from skillit_ray.benchmarks.sampler import publish_times, update_times
 
     for row in update_times(sizes=(10, 1000), repeats=1):
         assert row["max_weight_difference"] < 1e-6
@@ -67,8 +67,8 @@ def test_the_sampler_benchmark_agrees_with_the_baseline_and_publishes_to_every_w
 
 
 def test_the_data_path_benchmark_measures_both_readers_against_the_plain_loop(ray_local, tmp_path):
-    from skillit_ray.data_benchmark import data_path_benchmark, markdown
-    from skillit_ray.efficiency_settings import SETTINGS, prepare_data
+    from skillit_ray.benchmarks.data_path import data_path_benchmark, markdown
+    from skillit_ray.benchmarks.efficiency_settings import SETTINGS, prepare_data
 
     overrides = prepare_data(SETTINGS["quick"]["text"], tmp_path, "quick")
     prepared = next(override.split("=", 1)[1] for override in overrides if override.startswith("data.path="))

@@ -20,14 +20,15 @@ import ray.train
 import torch
 from conftest import small_config
 
-from skillit_ray import checkpoint
-from skillit_ray.data import resolve_run
-from skillit_ray.distributed import WorkerContext
-from skillit_ray.loop import FAIL_AT_STEP_VARIABLE, training_loop
-from skillit_ray.mixture import strategy_from_config
-from skillit_ray.sampler import MixtureSamplerState
-from skillit_ray.storage import RunStorage
-from skillit_ray.train import run_training
+from skillit_ray.data.storage import RunStorage
+from skillit_ray.mixture.registry import strategy_from_config
+from skillit_ray.train import checkpoint
+from skillit_ray.train.distributed import WorkerContext
+from skillit_ray.train.faults import FAIL_AT_STEP_VARIABLE
+from skillit_ray.train.launch import run_training
+from skillit_ray.train.loop import training_loop
+from skillit_ray.train.resolve import resolve_run
+from skillit_ray.train.sampler import MixtureSamplerState
 
 
 def train_in_process(config, storage: RunStorage, resume_from: str | None = None, fit: str = "fit-0"):
@@ -126,7 +127,7 @@ def test_ray_train_restores_the_verified_checkpoint_not_its_own_newest(ray_local
 
 
 def test_a_killed_sampler_actor_costs_one_retry_and_keeps_the_trajectory(ray_local, tmp_path, monkeypatch):
-    from skillit_ray.train import KILL_SAMPLER_AT_STEP_VARIABLE
+    from skillit_ray.train.faults import KILL_SAMPLER_AT_STEP_VARIABLE
 
     config = small_config(tmp_path, "run.name=sampler-killed", "run.max_failures=1")
     expected, _ = train_in_process(config, RunStorage(str(tmp_path / "reference"), "run"))

@@ -16,8 +16,8 @@ import jsonschema
 import pytest
 import yaml
 
-from skillit_ray.config import load_config
-from skillit_ray.preflight import check_job, read_cluster_nodes
+from skillit_ray.config.job import load_config
+from skillit_ray.train.preflight import check_job, read_cluster_nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = ROOT / "jobs"

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from skillit_ray.config import JobConfig, TrainConfig, config_from_dict, describe_keys, load_config
+from skillit_ray.config.job import JobConfig, TrainConfig, config_from_dict, describe_keys, load_config
 
 
 def test_defaults_validate_and_yaml_plus_overrides(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from skillit_ray.cli import main
-from skillit_ray.corpus import TextSource, build_corpus_table, chunk_text, is_license_file, read_utf8
+from skillit_ray.data.prepare.corpus import TextSource, build_corpus_table, chunk_text, is_license_file, read_utf8
 
 
 def test_chunks_are_line_aligned_and_cover_the_text():

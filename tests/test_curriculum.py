@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import small_config
 
-from skillit_ray import distributed
-from skillit_ray.data import load_skill_tokenizer, resolve_skills
-from skillit_ray.evaluate import score_pool
-from skillit_ray.model import build_model
-from skillit_ray.train import FAIL_AT_STEP_VARIABLE, build_curriculum_pool, curriculum_schedules, run_training
-from skillit_ray.tune import run_local_training
+from skillit_ray.data.sources.registry import load_skill_tokenizer, resolve_skills
+from skillit_ray.train import distributed
+from skillit_ray.train.curriculum import build_curriculum_pool, curriculum_schedules, score_pool
+from skillit_ray.train.faults import FAIL_AT_STEP_VARIABLE
+from skillit_ray.train.launch import run_local_training, run_training
+from skillit_ray.train.model import build_model
 
 CURRICULUM = ("mixture.proportions=[1, 1, 3]", "mixture.curriculum_num_epochs=2")
 

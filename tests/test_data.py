@@ -15,17 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import small_config
 
-from skillit_ray.data import (
-    BatchAssembler,
-    ParquetSkillStream,
-    PositionalParquetSkillStream,
-    SkillSetup,
-    encode_texts,
-    load_skill_tokenizer,
-    load_validation_sets,
-    resolve_skills,
-)
-from skillit_ray.mixture import round_quotas, round_skill_schedule, split_quotas_across_ranks
+from skillit_ray.data.assembly import BatchAssembler
+from skillit_ray.data.source import SkillSetup
+from skillit_ray.data.sources.registry import load_skill_tokenizer, load_validation_sets, resolve_skills
+from skillit_ray.data.streams import ParquetSkillStream, PositionalParquetSkillStream
+from skillit_ray.data.tokens import encode_texts
+from skillit_ray.mixture.quotas import round_quotas, round_skill_schedule, split_quotas_across_ranks
 
 
 def rows_as_set(rows: np.ndarray) -> Counter:
@@ -260,7 +255,7 @@ def test_positional_parquet_batches_do_not_depend_on_worker_count_or_a_resume(le
 
 
 def test_training_loop_trains_exact_quotas_from_positional_parquet(lego_dataset, tmp_path):
-    from skillit_ray.tune import run_local_training
+    from skillit_ray.train.launch import run_local_training
 
     config = small_config(tmp_path, f"data.path={lego_dataset}", "data.parquet_split=positions")
     rounds = run_local_training(config)["rounds"]

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from skillit_ray.discovery import (
+from skillit_ray.discovery.clustering import (
     adjusted_rand_index,
     check_discovery_request,
     fit_clusters,
@@ -91,8 +91,8 @@ def two_skill_table(path, rows_per_skill=80):
 
 
 def test_bad_input_fails_before_ray_starts(tmp_path, capsys, monkeypatch):
-    from skillit_ray import train
     from skillit_ray.cli import main
+    from skillit_ray.train import launch as train
 
     def no_ray(config):
         raise AssertionError("discover connected to Ray before checking its input")
@@ -111,8 +111,8 @@ def test_bad_input_fails_before_ray_starts(tmp_path, capsys, monkeypatch):
 
 
 def test_discover_writes_a_skill_table_that_prepare_takes(ray_local, tmp_path):
-    from skillit_ray.discover import DiscoverOptions, discover, recluster
-    from skillit_ray.prepare_table import TableOptions, prepare_table
+    from skillit_ray.data.prepare.table import TableOptions, prepare_table
+    from skillit_ray.discovery.discover import DiscoverOptions, discover, recluster
 
     table = two_skill_table(tmp_path / "table.parquet")
     out = tmp_path / "discovered"
@@ -145,7 +145,7 @@ def test_discover_writes_a_skill_table_that_prepare_takes(ray_local, tmp_path):
 
 @pytest.mark.slow
 def test_discover_is_deterministic_given_the_seed(ray_local, tmp_path):
-    from skillit_ray.discover import DiscoverOptions, discover
+    from skillit_ray.discovery.discover import DiscoverOptions, discover
 
     table = two_skill_table(tmp_path / "table.parquet", rows_per_skill=30)
     outputs = []

@@ -12,7 +12,7 @@ import json
 
 import torch
 
-from skillit_ray.efficiency import efficiency
+from skillit_ray.benchmarks.efficiency import efficiency
 
 
 def test_quick_benchmark_learns_the_graph_tunes_eta_and_reports(tmp_path):

@@ -1,7 +1,7 @@
 """Fault injection and the failure drill's bookkeeping: plans parse or are refused by name, each planned
 fault fires once across restarts, the drill's schedule avoids checkpoint steps, and its comparison and
 replay accounting count what they should. The drill itself (real kills of real processes) is the
-`python -m skillit_ray.benchmark chaos` benchmark; the recoveries it exercises are tested in
+`python -m skillit_ray.benchmarks chaos` benchmark; the recoveries it exercises are tested in
 test_checkpoint_recovery.py and test_train_ray.py.
 
 Run: `.venv/bin/python -m pytest tests/test_faults.py`.
@@ -15,8 +15,9 @@ import pytest
 from conftest import small_config
 from test_checkpoint_recovery import train_in_process
 
-from skillit_ray import chaos, checkpoint, faults
-from skillit_ray.storage import RunStorage
+from skillit_ray.benchmarks import chaos
+from skillit_ray.data.storage import RunStorage
+from skillit_ray.train import checkpoint, faults
 
 
 def test_a_plan_parses_and_a_bad_entry_is_named():

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from skillit_ray import graph as graph_math
+from skillit_ray.graph import algorithms as graph_math
 
 SKILLS = ["a", "b", "c"]
 MEASURE_AT_STEP = 2

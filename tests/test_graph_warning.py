@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from skillit_ray.graph_diagnostics import mixture_warning, simulate_first_rounds
+from skillit_ray.graph.diagnostics import mixture_warning, simulate_first_rounds
 
 SKILLS = ["code", "docs", "headers", "licences", "python"]
 # raw loss drops of ~3 on the diagonal and ~1 elsewhere, losses ~8 nats: the measured real-text case
@@ -44,7 +44,7 @@ def test_an_intermediate_setting_gets_no_warning():
 
 
 def test_row_min_removes_the_drop_a_short_run_gives_every_skill():
-    from skillit_ray.graph import normalize_graph
+    from skillit_ray.graph.algorithms import normalize_graph
 
     structure = np.array([[1.9, 0.8, 0.2, 0.0], [0.0, 0.0, 0.01, 0.01], [0.0, 0.0, 0.0, 0.01], [0.0, 0.0, 0.0, 0.0]])
     raw = structure + 2.6  # every from-scratch short run first learns the answer format: all losses drop ~2.6

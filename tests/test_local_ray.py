@@ -21,8 +21,8 @@ PROBE = """
 import json, os, sys
 import ray
 import psutil  # Ray's vendored copy, on the path once ray is imported
-from skillit_ray.config import load_config
-from skillit_ray.train import connect_ray, run_training
+from skillit_ray.config.job import load_config
+from skillit_ray.train.launch import connect_ray, run_training
 config = load_config(None, sys.argv[1:])
 connect_ray(config)
 names = sorted(process.name() for process in psutil.Process().children(recursive=True))
@@ -62,8 +62,8 @@ def test_a_lean_local_ray_starts_no_idle_workers_and_trains_with_a_clean_log(tmp
 
 
 def test_train_workers_tokenize_on_the_asking_thread_unless_the_user_says_otherwise(monkeypatch):
-    from skillit_ray.faults import ENVIRONMENT_VARIABLES, FAIL_AT_STEP_VARIABLE
-    from skillit_ray.train import job_environment, worker_environment
+    from skillit_ray.train.faults import ENVIRONMENT_VARIABLES, FAIL_AT_STEP_VARIABLE
+    from skillit_ray.train.launch import job_environment, worker_environment
 
     for key in ("TOKENIZERS_PARALLELISM", *ENVIRONMENT_VARIABLES):
         monkeypatch.delenv(key, raising=False)

@@ -3,19 +3,18 @@
 import numpy as np
 import pytest
 
-from skillit_ray import mixture
-from skillit_ray.mixture import (
-    build_strategy,
+from skillit_ray.mixture import settings as mixture
+from skillit_ray.mixture.quotas import (
     curriculum_pool_skills,
     curriculum_round_indices,
-    paper_binary_graph,
     rank_row_range,
     round_quotas,
     round_skill_schedule,
-    skillit_weights,
     split_quotas_across_ranks,
     step_rank_quotas,
 )
+from skillit_ray.mixture.registry import build_strategy
+from skillit_ray.mixture.update import paper_binary_graph, skillit_weights
 
 LEGO_GRAPH = [[1, 0, 0, 0, 0], [1, 1, 1, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1]]
 
@@ -81,7 +80,7 @@ def _float64_rule(graph, history, eta, window):
 
 @pytest.mark.parametrize("scale, eta", [(1.0, 0.01), (1.0, 0.1), (1.0, 0.5), (1e-3, 0.5), (1e-3, 5.0)])
 def test_a_large_graph_multiplies_in_float32_within_1e_6_of_the_float64_rule(scale, eta):
-    from skillit_ray.skillit_update import FLOAT32_FROM_ENTRIES, SkillitUpdate
+    from skillit_ray.mixture.update import FLOAT32_FROM_ENTRIES, SkillitUpdate
 
     num_skills = int(np.sqrt(FLOAT32_FROM_ENTRIES))
     generator = np.random.default_rng(3)

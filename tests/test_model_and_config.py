@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 from conftest import small_config
 
-from skillit_ray.checkpoint import config_fingerprint
 from skillit_ray.cli import main
-from skillit_ray.config import load_config
-from skillit_ray.data import resolve_skills
-from skillit_ray.model import build_model
-from skillit_ray.tune import short_run_config
+from skillit_ray.config.job import load_config
+from skillit_ray.data.sources.registry import resolve_skills
+from skillit_ray.train.checkpoint import config_fingerprint
+from skillit_ray.train.model import build_model
+from skillit_ray.tune.drivers import short_run_config
 
 
 @pytest.mark.parametrize("architecture, model_class, layers_key", [
@@ -78,7 +78,7 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path):
 
 
 def test_skillit_without_a_graph_says_how_to_get_one(tmp_path):
-    from skillit_ray.train import run_local_training
+    from skillit_ray.train.launch import run_local_training
 
     config = load_config(None, ["data.lego_num_variables=3", "train.steps=3", "mixture.num_rounds=1"])
     with pytest.raises(
@@ -91,7 +91,7 @@ def test_per_position_losses_match_one_cross_entropy_over_the_whole_batch():
     """`next_token_losses` scores a few rows at a time: the same losses as torch's single call."""
     import torch
 
-    from skillit_ray.model import IGNORED_LABEL, ROWS_PER_LOSS, next_token_losses
+    from skillit_ray.train.model import IGNORED_LABEL, ROWS_PER_LOSS, next_token_losses
 
     generator = torch.Generator().manual_seed(0)
     rows = 2 * ROWS_PER_LOSS + 3

@@ -12,8 +12,8 @@ import json
 import pytest
 from conftest import small_config
 
-from skillit_ray.mixture import round_quotas
-from skillit_ray.train import run_training
+from skillit_ray.mixture.quotas import round_quotas
+from skillit_ray.train.launch import run_training
 
 pytestmark = pytest.mark.slow
 

@@ -19,12 +19,14 @@ import pytest
 from conftest import small_config
 
 from skillit_ray.cli import main
-from skillit_ray.config import load_config
-from skillit_ray.data import BatchAssembler, load_skill_tokenizer, load_validation_sets, resolve_run
-from skillit_ray.prepare_table import TableOptions, prepare_table
-from skillit_ray.quotas import split_quotas_across_ranks
-from skillit_ray.train import run_local_training
-from skillit_ray.tune import run_short_runs_sequentially
+from skillit_ray.config.job import load_config
+from skillit_ray.data.assembly import BatchAssembler
+from skillit_ray.data.prepare.table import TableOptions, prepare_table
+from skillit_ray.data.sources.registry import load_skill_tokenizer, load_validation_sets
+from skillit_ray.mixture.quotas import split_quotas_across_ranks
+from skillit_ray.train.launch import run_local_training
+from skillit_ray.train.resolve import resolve_run
+from skillit_ray.tune.drivers import run_short_runs_sequentially
 
 WORDS = {
     "code": "def return import class self yield lambda none true false",
@@ -176,7 +178,7 @@ def test_compare_prints_the_table_and_writes_the_plot(tmp_path, capsys):
 
 
 def test_tune_trials_cannot_deadlock_on_ray_data_reads(ray_local, lego_dataset, tmp_path):
-    from skillit_ray.tune import learn_graph
+    from skillit_ray.tune.drivers import learn_graph
 
     # two trials of 2 CPUs fill the 4-CPU local Ray; a Ray Data read in a trial would wait forever
     config = small_config(
@@ -243,8 +245,8 @@ def test_bad_tokenizers_are_refused_before_ray(lego_dataset, tmp_path):
 
 
 def test_a_sequence_length_that_cuts_synthetic_samples_is_refused_before_ray():
-    from skillit_ray.config import load_config
-    from skillit_ray.data import resolve_run
+    from skillit_ray.config.job import load_config
+    from skillit_ray.train.resolve import resolve_run
 
     resolved, _ = resolve_run(load_config(None, ["data.lego_num_variables=5"]))
     longest = resolved.data.sequence_length  # auto: the longest sampled row, rounded up to a multiple of 8

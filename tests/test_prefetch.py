@@ -15,13 +15,13 @@ import torch
 from conftest import small_config
 from test_checkpoint_recovery import train_in_process
 
-from skillit_ray.data import resolve_run
-from skillit_ray.distributed import WorkerContext
-from skillit_ray.loop import training_loop
-from skillit_ray.mixture import strategy_from_config
-from skillit_ray.plans import BatchPrefetcher
-from skillit_ray.sampler import MixtureSamplerState
-from skillit_ray.storage import RunStorage
+from skillit_ray.data.storage import RunStorage
+from skillit_ray.mixture.registry import strategy_from_config
+from skillit_ray.train.distributed import WorkerContext
+from skillit_ray.train.loop import training_loop
+from skillit_ray.train.plans import BatchPrefetcher
+from skillit_ray.train.resolve import resolve_run
+from skillit_ray.train.sampler import MixtureSamplerState
 
 
 def _without_timings(records: dict) -> dict:

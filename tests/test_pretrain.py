@@ -16,12 +16,13 @@ import pytest
 import torch
 from conftest import small_config
 
-from skillit_ray.checkpoint import newest_whole_checkpoint
 from skillit_ray.cli import main
-from skillit_ray.config import load_config
-from skillit_ray.skills import get_skill_generator, solve_lego
+from skillit_ray.config.job import load_config
+from skillit_ray.data.storage import RunStorage
+from skillit_ray.skills.lego import solve_lego
+from skillit_ray.skills.registry import get_skill_generator
 from skillit_ray.skills.tokenizer import build_tokenizer
-from skillit_ray.storage import RunStorage
+from skillit_ray.train.checkpoint import newest_whole_checkpoint
 
 
 def _clauses(prompt: str) -> dict[str, str]:
@@ -58,21 +59,21 @@ def test_lookup_options_out_of_range_name_the_key():
 
 
 def test_an_existing_out_is_refused_before_ray_starts(tmp_path, monkeypatch, capsys):
-    import skillit_ray.train
+    import skillit_ray.train.launch
 
     def no_ray(*_):
         raise AssertionError("Ray was started")
 
-    monkeypatch.setattr(skillit_ray.train, "connect_ray", no_ray)
+    monkeypatch.setattr(skillit_ray.train.launch, "connect_ray", no_ray)
     (tmp_path / "base").mkdir()
     code = main(["pretrain", "--config", "jobs/configs/lookup_pretrain.yaml", "--out", str(tmp_path / "base")])
     assert code == 2 and "pass --overwrite" in capsys.readouterr().err
 
 
 def test_pretrain_saves_the_final_weights_and_lego_continues_from_them(ray_local, tmp_path):
-    from skillit_ray.model import build_model
-    from skillit_ray.pretrain import pretrain
-    from skillit_ray.train import run_local_training
+    from skillit_ray.train.launch import run_local_training
+    from skillit_ray.train.model import build_model
+    from skillit_ray.train.pretrain import pretrain
 
     config = load_config(None, [
         "data.source=lookup", "data.lego_num_variables=3", "data.num_val_per_skill=10", "model.size=tiny",
@@ -100,7 +101,7 @@ def test_pretrain_saves_the_final_weights_and_lego_continues_from_them(ray_local
 
 def test_the_transfer_experiments_run_every_mix_and_start_with_three_seeds(tmp_path):
     """A few steps of each (the figures are in the README): every run lands, the summaries have every mix."""
-    from skillit_ray.transfer_benchmark import PREREQUISITE_MIXES, prerequisites
+    from skillit_ray.benchmarks.transfer import PREREQUISITE_MIXES, prerequisites
 
     threads = torch.get_num_threads()
     try:

@@ -10,10 +10,10 @@ import json
 import pytest
 from conftest import small_config
 
-from skillit_ray import run_identity
-from skillit_ray.config import load_config
-from skillit_ray.storage import RunStorage
-from skillit_ray.train import run_training
+from skillit_ray.config.job import load_config
+from skillit_ray.data.storage import RunStorage
+from skillit_ray.train import run_identity
+from skillit_ray.train.launch import run_training
 
 IDENTITY = {"fingerprint": "abc", "seed": 0, "steps": 12, "num_rounds": 3}
 

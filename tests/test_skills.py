@@ -10,15 +10,10 @@ import re
 import numpy as np
 import pytest
 
-from skillit_ray.skills import (
-    AdditionGenerator,
-    LegoGenerator,
-    Sample,
-    get_skill_generator,
-    solve_addition,
-    solve_lego,
-)
-from skillit_ray.skills.lego import ALPHABET
+from skillit_ray.skills.addition import AdditionGenerator, solve_addition
+from skillit_ray.skills.base import Sample
+from skillit_ray.skills.lego import ALPHABET, LegoGenerator, solve_lego
+from skillit_ray.skills.registry import get_skill_generator
 
 LEGO_EXAMPLE = "Input: t = val 1 ,  p = val m ,  r = not s ,  s = val p ,  m = val t. Output: m = val 1, "
 ADDITION_EXAMPLE = "Input: A = 8 2 9 + 7 8 2 , A 2 = ? Output: 6"

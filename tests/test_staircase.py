@@ -5,11 +5,11 @@ Run: `.venv/bin/python -m pytest tests/test_staircase.py`.
 
 import pytest
 
-from skillit_ray.config import load_config
-from skillit_ray.data import resolve_skills
-from skillit_ray.skills import get_skill_generator, solve_staircase
+from skillit_ray.config.job import load_config
+from skillit_ray.data.sources.registry import resolve_skills
 from skillit_ray.skills.evaluate import encode_answer_queries
-from skillit_ray.skills.staircase import VARIABLE_NAMES
+from skillit_ray.skills.registry import get_skill_generator
+from skillit_ray.skills.staircase import VARIABLE_NAMES, solve_staircase
 from skillit_ray.skills.tokenizer import build_tokenizer
 
 
@@ -62,7 +62,7 @@ def test_config_selects_the_staircase_source():
 
 
 def test_the_demo_configs_are_valid_and_refuse_an_existing_output(tmp_path):
-    from skillit_ray.demo import DEMO_RUNS, DEMO_SETTINGS, run_demo
+    from skillit_ray.tune.demo import DEMO_RUNS, DEMO_SETTINGS, run_demo
 
     for extra in DEMO_RUNS.values():
         config = load_config(None, [*DEMO_SETTINGS, *extra, "mixture.graph_path=graph.json"])

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from skillit_ray.storage import RunStorage, atomic_write_bytes
+from skillit_ray.data.storage import RunStorage, atomic_write_bytes
 
 
 def test_uri_storage_goes_through_pyarrow(tmp_path):

@@ -14,15 +14,13 @@ import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from skillit_ray.model import MODEL_SIZES, build_model, count_parameters
-from skillit_ray.skills import AdditionGenerator, LegoGenerator, Sample, get_skill_generator
-from skillit_ray.skills.evaluate import (
-    answer_token_losses,
-    greedy_accuracy,
-    parse_prediction,
-    score_predictions,
-)
+from skillit_ray.skills.addition import AdditionGenerator
+from skillit_ray.skills.base import Sample
+from skillit_ray.skills.evaluate import answer_token_losses, greedy_accuracy, parse_prediction, score_predictions
+from skillit_ray.skills.lego import LegoGenerator
+from skillit_ray.skills.registry import get_skill_generator
 from skillit_ray.skills.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+from skillit_ray.train.model import MODEL_SIZES, build_model, count_parameters
 
 MAX_SEQUENCE_LENGTH = 64
 
@@ -94,7 +92,7 @@ def test_tokenizer_save_load_round_trip(tokenizer: PreTrainedTokenizerFast, tmp_
 
 
 def test_token_ids_are_the_tokenizers_own_ids_for_word_level_and_bpe(tokenizer: PreTrainedTokenizerFast) -> None:
-    from skillit_ray.data.text_tokenizer import train_bpe_tokenizer
+    from skillit_ray.data.tokenizer import train_bpe_tokenizer
     from skillit_ray.data.tokens import token_ids
 
     lego, addition = LegoGenerator(), AdditionGenerator()

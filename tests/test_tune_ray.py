@@ -13,8 +13,8 @@ import pytest
 import yaml
 from conftest import small_config
 
-from skillit_ray.config import load_config
-from skillit_ray.tune import learn_graph, tune_hyperparameters
+from skillit_ray.config.job import load_config
+from skillit_ray.tune.drivers import learn_graph, tune_hyperparameters
 
 TWO_SKILLS = ["data.train_skills=[lego_1, lego_2]", "mixture.graph=[[1, 0], [1, 1]]", "graph.steps=6"]
 
@@ -41,8 +41,8 @@ def test_two_skill_graph_end_to_end_under_a_minute(ray_local, tmp_path):
 
 def test_failing_trial_is_reported_with_its_error(ray_local, tmp_path):
     # weights cut short: the directory passes every check before Ray, loading them fails inside the trial
-    from skillit_ray.data import load_skill_tokenizer, resolve_skills
-    from skillit_ray.model import build_model
+    from skillit_ray.data.sources.registry import load_skill_tokenizer, resolve_skills
+    from skillit_ray.train.model import build_model
 
     vocab_size = len(load_skill_tokenizer(resolve_skills(small_config(tmp_path, *TWO_SKILLS))))
     build_model("tiny", vocab_size, 64).save_pretrained(tmp_path / "base")
@@ -81,7 +81,7 @@ def test_tune_writes_a_ready_to_run_best_config(ray_local, tmp_path):
 
 
 def test_trials_batch_the_short_runs_by_slot_or_as_asked():
-    from skillit_ray.tune import trial_batches
+    from skillit_ray.tune.drivers import trial_batches
 
     specs = [{"run_id": f"run_{index}"} for index in range(5)]
     config = load_config(None, ["graph.cpus_per_trial=1"])

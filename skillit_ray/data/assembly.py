@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from skillit_ray.data.sources import SkillSetup, source_for
+from skillit_ray.data.source import SkillSetup
+from skillit_ray.data.sources.registry import source_for
 from skillit_ray.data.tokens import shuffle_batch_rows
 
 if TYPE_CHECKING:
-    from skillit_ray.config import JobConfig
+    from skillit_ray.config.job import JobConfig
 
 
 class BatchAssembler:

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from skillit_ray.data.tokens import encode_texts, epoch_part_order, tokenize_text_batch
-from skillit_ray.skills import get_skill_generator
+from skillit_ray.skills.registry import get_skill_generator
 
 if TYPE_CHECKING:
-    from skillit_ray.config import JobConfig
-    from skillit_ray.data.sources import SkillSetup
+    from skillit_ray.config.job import JobConfig
+    from skillit_ray.data.source import SkillSetup
 
 logger = logging.getLogger(__name__)
 

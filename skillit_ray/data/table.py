@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from skillit_ray.data.interface import SkillSetup, SkillSource, ValidationSet, validation_from_items
-from skillit_ray.data.text_tokenizer import load_checked_tokenizer
+from skillit_ray.data.source import SkillSetup, SkillSource, ValidationSet, validation_from_items
+from skillit_ray.data.tokenizer import load_checked_tokenizer
 from skillit_ray.data.tokens import encode_texts
-from skillit_ray.skills import Sample
+from skillit_ray.skills.base import Sample
 
 if TYPE_CHECKING:
-    from skillit_ray.config import JobConfig
+    from skillit_ray.config.job import JobConfig
 
 logger = logging.getLogger(__name__)
 

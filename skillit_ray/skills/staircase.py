@@ -37,7 +37,7 @@ import string
 import numpy as np
 
 from skillit_ray.skills.base import Sample, SkillGenerator
-from skillit_ray.skills.lego import ANSWER_SUFFIX, OUTPUT_MARKER  # the sentence format is LEGO's
+from skillit_ray.skills.lego import ANSWER_SUFFIX, OUTPUT_MARKER
 
 VARIABLE_NAMES = list(string.ascii_lowercase)
 """Fixed variable names: variable i of the main chain is VARIABLE_NAMES[i]."""

@@ -1,0 +1,115 @@
+"""The source interface of the data layer: what every kind of skill data provides.
+
+Role in the flow: config -> sources (`sources.py` resolves the skills and picks the source) ->
+**interface** -> streams/assembly. `SkillSetup` is the resolved, plain-data description of a run's
+skills that the driver sends to every worker; `SkillSource` is what a worker asks for the tokenizer,
+one training stream per skill, the fixed validation sets and curriculum pool items;
+`ValidationSet` is one evaluation skill's held-out data.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from skillit_ray.skills.base import Sample
+
+if TYPE_CHECKING:
+    from skillit_ray.config.job import JobConfig
+
+
+@dataclass
+class SkillSetup:
+    """Resolved skill lists and where their data lives; the same on the driver and every worker."""
+
+    kind: str
+    """Key of `SOURCES`: which source class serves the data."""
+    family: str
+    """The data family: "lego" or "addition" for generators, the manifest's source for datasets."""
+    train_skills: list[str]
+    eval_skills: list[str]
+    all_skills: list[str]
+    dataset_path: str = ""
+    tokenizer_path: str = ""
+    generator_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SkillSetup:
+        return cls(**values)
+
+
+@dataclass
+class ValidationSet:
+    """One evaluation skill's held-out data: synthetic samples (single-token answer: loss and accuracy),
+    or token rows (text: every token; prompt/answer text: the answer tokens of `loss_mask`)."""
+
+    skill: str
+    samples: list[Sample] | None = None
+    token_rows: np.ndarray | None = None
+    loss_mask: np.ndarray | None = None
+    """With token rows: True at the tokens that are scored (the answers of prompt/answer text)."""
+
+
+class SkillSource(abc.ABC):
+    """The data of one run's skills. Subclasses implement `describe` (driver) and the worker methods."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, setup: SkillSetup) -> None:
+        self.setup = setup
+
+    @classmethod
+    @abc.abstractmethod
+    def describe(cls, config: JobConfig) -> dict[str, Any]:
+        """`SkillSetup` fields this source knows before skills are chosen: family, all_skills (ordered),
+        dataset_path, tokenizer_path, generator_options."""
+
+    @abc.abstractmethod
+    def check(self, config: JobConfig) -> None:
+        """Fail before any cluster work when the data of the resolved skills is missing or broken."""
+
+    @abc.abstractmethod
+    def load_tokenizer(self):
+        """The run's local tokenizer (nothing is downloaded)."""
+
+    @abc.abstractmethod
+    def open_stream(self, skill: str, tokenizer, config: JobConfig, rank: int, world_size: int):
+        """This rank's training stream of one skill (`streams.py`)."""
+
+    @abc.abstractmethod
+    def validation_set(self, skill: str, tokenizer, config: JobConfig) -> ValidationSet:
+        """The fixed held-out data of one evaluation skill, the same on every worker and every run."""
+
+    @abc.abstractmethod
+    def pool_reader(self, skill: str, count: int, config: JobConfig) -> Callable[[int], Sample | str]:
+        """Item i (0 <= i < count) of a skill for the sample-level curriculum's pool."""
+
+    def sample_items(self, skill: str, count: int, config: JobConfig) -> list[Sample | str]:
+        """The first `count` training items of a skill, for checks and data-shape defaults before a run."""
+        reader = self.pool_reader(skill, count, config)
+        return [reader(index) for index in range(count)]
+
+
+def validation_from_items(skill: str, items: list[Sample | str], tokenizer, sequence_length: int) -> ValidationSet:
+    """A validation set from held-out items: texts are scored on every token; prompt/answer samples by
+    answer-token loss and accuracy when every answer is one token (the synthetic skills), else on the
+    answer tokens of the jointly tokenized text."""
+    from skillit_ray.data.tokens import encode_prompt_answer, encode_texts
+    from skillit_ray.skills.evaluate import encode_answer_queries
+
+    if not items or not isinstance(items[0], Sample):
+        return ValidationSet(skill, token_rows=encode_texts(tokenizer, list(items), sequence_length))
+    try:
+        encode_answer_queries(tokenizer, items)
+        return ValidationSet(skill, samples=list(items))
+    except ValueError:  # a multi-token answer: score its tokens within the row
+        prompts, answers = [item.prompt for item in items], [item.answer + item.suffix for item in items]
+        rows, answer_mask = encode_prompt_answer(tokenizer, prompts, answers, sequence_length)
+        return ValidationSet(skill, token_rows=rows, loss_mask=answer_mask)

@@ -1,0 +1,419 @@
+"""`skillit-ray discover`: skills for a table without a skill column, from per-sample loss trajectories.
+
+Role in the flow: unlabeled table -> **discover** -> `DIR/discovered.parquet` (a `skill` column)
+-> `prepare table` / `train` as they are. The math is in `discovery.py` (no Ray); here the edges:
+
+1. Before Ray: the input is read (`data/table.py`: parquet, JSON lines, CSV, a `datasets` folder),
+   its text column checked, every row staged with a row number to `DIR/work/rows.parquet` as one
+   skill (`all`); the tokenizer is trained (byte-level BPE) or loaded and saved to `DIR/tokenizer`;
+   the short runs' config (`--config` YAML + `--set`, on top of `DISCOVERY_DEFAULTS`) is resolved.
+2. `--runs` short runs from seeds `seed, seed + 1, ...` as parallel Ray Tune trials (one run each;
+   `graph.cpus_per_trial` / `graph.gpus_per_trial` CPUs and GPUs), each the ordinary in-process
+   training loop on the unlabeled rows; the model weights at `--checkpoints` evenly spaced steps are
+   kept under `DIR/runs/run_<i>/`.
+3. Ray Data batch inference: `map_batches` with `TrajectoryScorer` (an actor per scoring slot that
+   holds every checkpoint's weights) scores every row's mean token loss at every checkpoint, and its
+   embedding (mean last hidden state, last checkpoint of the first run): scoring scales with the cluster.
+4. The trajectories are clustered (`discovery.fit_clusters`, k-means on `--fit-rows` seeded rows),
+   and so are the embeddings (the baseline, same model, same clusterer). With `--true-skill-column`
+   (evaluation only: the method never reads it) both are scored against it: matching accuracy and
+   adjusted Rand index.
+
+Written to DIR: `discovered.parquet` (`row`, the text column, `skill`, the embedding baseline's
+`embedding_skill`, and `true_<column>` when given), `trajectories.npz` (losses, embeddings, both
+label sets), `discovery.json` (options, runs, steps, cluster sizes, timings, scores). Deterministic
+given `--seed`: seeded runs, seeded fit rows, seeded k-means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from skillit_ray.config.job import JobConfig, config_from_dict
+from skillit_ray.data.table import open_table, require_columns
+from skillit_ray.discovery.clustering import (
+    TRAJECTORY_NORMALIZATIONS,
+    adjusted_rand_index,
+    check_discovery_request,
+    fit_clusters,
+    matching_accuracy,
+    skill_names,
+    standardize_columns,
+    trajectory_features,
+)
+
+logger = logging.getLogger("skillit_ray")
+
+STAGED_SKILL = "all"
+"""The one skill of the staged rows: the short runs train on the unlabeled data as one stream."""
+DISCOVERY_DEFAULTS = [
+    "mixture.strategy=stratified", "mixture.num_rounds=1", "model.size=tiny", "data.num_val_per_skill=16",
+    "train.batch_size=16", "train.learning_rate=0.001", "train.warmup_steps=10", "data.sequence_length=128",
+]  # fmt: skip
+"""Short-run settings under `--config` / `--set` (a YAML or --set wins)."""
+SCORING_BATCH_ROWS = 128
+
+
+@dataclass
+class DiscoverOptions:
+    """What `skillit-ray discover` reads, runs and writes (the command's flags)."""
+
+    input: str
+    out: str
+    num_skills: int
+    text_column: str = "text"
+    prompt_column: str = ""
+    answer_column: str = ""
+    true_skill_column: str = ""
+    runs: int = 4
+    steps: int = 200
+    checkpoints: int = 4
+    fit_rows: int = 20000
+    normalization: str = "centered"
+    seed: int = 0
+    tokenizer: str = ""
+    tokenizer_vocab_size: int = 0
+    config: str = ""
+    overrides: list[str] = field(default_factory=list)
+    scoring_workers: int = 0
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        if self.num_skills < 2:
+            check_discovery_request(self.num_skills, self.num_skills, self.input)
+        minimums = [("--runs", self.runs, 1), ("--checkpoints", self.checkpoints, 1), ("--fit-rows", self.fit_rows, 0),
+                    ("--scoring-workers", self.scoring_workers, 0)]  # fmt: skip
+        for flag, value, least in minimums:
+            if value < least:
+                raise ValueError(f"{flag} {value} must be >= {least}")
+        if self.steps < self.checkpoints:
+            raise ValueError(f"--steps {self.steps} is below --checkpoints {self.checkpoints}: one step per checkpoint")
+        if self.normalization not in TRAJECTORY_NORMALIZATIONS:
+            raise ValueError(f"--normalization {self.normalization!r} is not one of {TRAJECTORY_NORMALIZATIONS}")
+        if bool(self.tokenizer) == bool(self.tokenizer_vocab_size):
+            raise ValueError("give exactly one of --tokenizer PATH or --tokenizer-vocab-size N (train a BPE here)")
+        if bool(self.prompt_column) != bool(self.answer_column):
+            raise ValueError("--prompt-column and --answer-column go together; give both or neither")
+        if self.true_skill_column and self.true_skill_column in (
+            self.text_column,
+            self.prompt_column,
+            self.answer_column,
+        ):
+            raise ValueError(
+                f"--true-skill-column {self.true_skill_column!r} is also a text column the method reads; "
+                "name the label column"
+            )
+
+
+# ----------------------------------------------------------------------------- 1. before Ray
+
+
+def stage_rows(options: DiscoverOptions, work: Path) -> tuple[int, list[str] | None]:
+    """Stream the input's text (or prompt and answer) columns to `work/rows.parquet`, keeping the true
+    skill column (evaluation only) in memory."""
+    reader = open_table(options.input)
+    if options.prompt_column:
+        roles = {"--prompt-column": options.prompt_column, "--answer-column": options.answer_column}
+    else:
+        roles = {"--text-column": options.text_column}
+    truth_column = {"--true-skill-column": options.true_skill_column} if options.true_skill_column else {}
+    require_columns(reader, {**roles, **truth_column}, tuple(roles))
+    work.mkdir(parents=True, exist_ok=True)
+    names = ["prompt", "answer"] if options.prompt_column else ["text"]
+    schema = pa.schema([("row", pa.int64()), *((name, pa.string()) for name in names), ("skill", pa.string())])
+    truth: list[str] = []
+    rows = 0
+    with pq.ParquetWriter(work / "rows.parquet", schema) as writer:
+        read = list(roles.values()) + ([options.true_skill_column] if options.true_skill_column else [])
+        for batch in reader.batches(read, 8192):
+            columns = {
+                name: [value or "" for value in batch.column(index).to_pylist()] for index, name in enumerate(names)
+            }
+            if options.true_skill_column:
+                truth.extend(str(value) for value in batch.column(len(names)).to_pylist())
+            count = batch.num_rows
+            table = {"row": np.arange(rows, rows + count, dtype=np.int64), **columns, "skill": [STAGED_SKILL] * count}
+            writer.write_table(pa.table(table, schema=schema))
+            rows += count
+    check_discovery_request(rows, options.num_skills, reader.description)
+    return rows, truth or None
+
+
+def save_tokenizer(options: DiscoverOptions, work: Path, out: Path) -> str:
+    from skillit_ray.data.tokenizer import tokenizer_from_path, train_bpe_tokenizer
+
+    if options.tokenizer:
+        tokenizer = tokenizer_from_path(options.tokenizer)
+    else:
+        names = ["prompt", "answer"] if options.prompt_column else ["text"]
+        texts = ("".join(values) for batch in pq.ParquetFile(work / "rows.parquet").iter_batches(columns=names)
+                 for values in zip(*(column.to_pylist() for column in batch.columns)))  # fmt: skip
+        tokenizer = train_bpe_tokenizer(texts, options.tokenizer_vocab_size)
+    tokenizer.save_pretrained(str(out / "tokenizer"))
+    return str(out / "tokenizer")
+
+
+def short_run_config(options: DiscoverOptions, work: Path, tokenizer_path: str) -> JobConfig:
+    """The short runs' config: `DISCOVERY_DEFAULTS`, then `--config`, then `--set`, then the staged data."""
+    from skillit_ray.config.job import with_absolute_local_paths
+    from skillit_ray.config.loading import apply_override, read_yaml_mapping
+    from skillit_ray.train.resolve import resolve_run
+
+    raw: dict[str, Any] = {}
+    for override in DISCOVERY_DEFAULTS:
+        apply_override(raw, override)
+    for section, values in (read_yaml_mapping(options.config) if options.config else {}).items():
+        if isinstance(values, dict) and isinstance(raw.get(section), dict):
+            raw[section].update(values)
+        else:
+            raw[section] = values
+    fixed = {"data.source": "table", "data.path": str(work / "rows.parquet"), "data.skill_column": "skill",
+             "data.text_column": "text", "data.tokenizer_path": tokenizer_path,
+             "data.prompt_column": "prompt" if options.prompt_column else "",
+             "data.answer_column": "answer" if options.prompt_column else "",
+             "data.train_skills": "[]", "data.eval_skills": "[]",
+             "train.steps": options.steps, "train.eval_every_n_steps": options.steps,
+             "train.checkpoint_every_n_steps": max(1, options.steps // options.checkpoints)}  # fmt: skip
+    for override in list(options.overrides) + [f"{key}={value}" for key, value in fixed.items()]:
+        apply_override(raw, override)
+    resolved, _ = resolve_run(with_absolute_local_paths(config_from_dict(raw).validate()))
+    return resolved
+
+
+# ----------------------------------------------------------------------------- 2. short runs (Ray Tune)
+
+
+def _discovery_run(trial_config: dict[str, Any]) -> None:
+    """Ray Tune function trainable: one seeded short run; keeps the model weights at every checkpoint."""
+    import ray.tune
+
+    from skillit_ray.train.launch import run_local_training
+
+    config = config_from_dict(trial_config["config"])
+    config.train.seed = trial_config["seed"] + trial_config["run"]  # run i: seed + i
+    directory = Path(trial_config["out"]) / f"run_{trial_config['run']:02d}"
+    directory.mkdir(parents=True, exist_ok=True)
+    kept: list[str] = []
+
+    def keep(step: int, checkpoint_directory: str) -> None:
+        target = directory / f"step_{step:06d}.pt"
+        shutil.copyfile(Path(checkpoint_directory) / "model.pt", target)
+        kept.append(str(target))
+
+    run_local_training(config, on_checkpoint=keep)
+    ray.tune.report({"checkpoints": kept})
+
+
+def run_short_runs(config: JobConfig, options: DiscoverOptions, out: Path) -> list[list[str]]:
+    """Every run's checkpoint files, in run and step order."""
+    from ray import tune
+
+    from skillit_ray.data.storage import RunStorage
+
+    resources = {"cpu": config.graph.cpus_per_trial, "gpu": config.graph.gpus_per_trial}
+    storage = RunStorage(str(out / "tune"), "discover")
+    tuner = tune.Tuner(
+        tune.with_resources(_discovery_run, resources),
+        param_space={"config": config.to_dict(), "out": str(out / "runs"), "seed": options.seed,
+                     "run": tune.grid_search(list(range(options.runs)))},  # fmt: skip
+        run_config=tune.RunConfig(name="discover", storage_path=storage.train_storage_path(), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=config.graph.max_failures)),
+    )  # fmt: skip
+    results = tuner.fit()
+    failed = [result for result in results if result.error is not None]
+    if failed:
+        raise RuntimeError(f"discovery runs failed: {len(failed)} of {options.runs}; first error: {failed[0].error}")
+    by_run = {result.config["run"]: result.metrics["checkpoints"] for result in results}
+    return [by_run[run] for run in range(options.runs)]
+
+
+# ----------------------------------------------------------------------------- 3. scoring (Ray Data)
+
+
+class TrajectoryScorer:
+    """Ray Data callable class: every row's mean token loss at every checkpoint, and its embedding
+    (mean last hidden state over the row's tokens) under `embedding_checkpoint`."""
+
+    def __init__(self, config: dict[str, Any], checkpoints: list[str], embedding_checkpoint: str) -> None:
+        import torch
+
+        from skillit_ray.data.tokenizer import load_checked_tokenizer
+        from skillit_ray.train.model import build_model
+
+        torch.set_num_threads(1)  # one CPU per scoring actor, as Ray Data reserves it
+        self.config = config_from_dict(config)
+        self.tokenizer = load_checked_tokenizer(self.config.data.tokenizer_path)
+        data, model = self.config.data, self.config.model
+        self.model = build_model(model.size, len(self.tokenizer), data.sequence_length, model.pretrained_path,
+                                 model.overrides).eval()  # fmt: skip
+        self.states = [torch.load(path, map_location="cpu", weights_only=True) for path in checkpoints]
+        self.embedding_state = torch.load(embedding_checkpoint, map_location="cpu", weights_only=True)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        from skillit_ray.data.tokens import encode_prompt_answer, encode_texts
+        from skillit_ray.train.model import sequence_losses
+
+        pad_id, length = self.tokenizer.pad_token_id, self.config.data.sequence_length
+        answer_mask = None  # prompt/answer rows: the loss of the answer tokens, as training and validation score it
+        if "prompt" in batch:
+            rows, answer_mask = encode_prompt_answer(
+                self.tokenizer, list(batch["prompt"]), list(batch["answer"]), length
+            )
+        else:
+            rows = encode_texts(self.tokenizer, list(batch["text"]), length)
+        losses = []
+        for state in self.states:
+            self.model.load_state_dict(state)
+            losses.append(sequence_losses(self.model, rows, pad_id, torch.device("cpu"), loss_mask=answer_mask))
+        self.model.load_state_dict(self.embedding_state)
+        with torch.no_grad():
+            input_ids = torch.as_tensor(rows, dtype=torch.long)
+            hidden = self.model(input_ids=input_ids, output_hidden_states=True).hidden_states[-1]
+            real = (input_ids != pad_id).unsqueeze(-1).float()
+            embedding = (hidden * real).sum(dim=1) / real.sum(dim=1).clamp(min=1.0)
+        return {"row": batch["row"], "losses": np.stack(losses, axis=1).astype(np.float32),
+                "embedding": embedding.numpy().astype(np.float32)}  # fmt: skip
+
+
+def score_rows(staged: Path, config: JobConfig, checkpoints: list[list[str]], workers: int) -> tuple:
+    """(losses of shape (rows, runs, checkpoints), embeddings of shape (rows, width)), in row order."""
+    import ray
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    flat = [path for run in checkpoints for path in run]
+    # one CPU is left to the read tasks: scoring actors holding every CPU would wait forever for their input
+    slots = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)
+    columns = [name for name in pq.read_schema(staged).names if name != "skill"]
+    # blocks for every actor: the staged file has few row groups, and one block keeps one actor busy
+    blocks = max(1, min(4 * slots, pq.ParquetFile(staged).metadata.num_rows // SCORING_BATCH_ROWS))
+    dataset = ray.data.read_parquet(str(staged), columns=columns).repartition(blocks).map_batches(
+        TrajectoryScorer,
+        fn_constructor_kwargs={"config": config.to_dict(), "checkpoints": flat,
+                               "embedding_checkpoint": checkpoints[0][-1]},  # fmt: skip
+        batch_size=SCORING_BATCH_ROWS, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=slots), num_cpus=1,
+    )  # fmt: skip
+    rows, losses, embeddings = [], [], []
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        rows.append(batch["row"])
+        losses.append(batch["losses"])
+        embeddings.append(batch["embedding"])
+    order = np.argsort(np.concatenate(rows), kind="stable")
+    shape = (len(order), len(checkpoints), len(checkpoints[0]))
+    return np.concatenate(losses)[order].reshape(shape), np.concatenate(embeddings)[order]
+
+
+# ----------------------------------------------------------------------------- 4. cluster and write
+
+
+def cluster_and_score(losses, embeddings, truth: list[str] | None, options: DiscoverOptions) -> dict[str, Any]:
+    """Both methods' labels and, with the true skills, their matching accuracy and adjusted Rand index."""
+    methods = {
+        "loss_trajectories": trajectory_features(losses, options.normalization),
+        "embeddings": standardize_columns(embeddings),
+    }
+    result: dict[str, Any] = {}
+    for name, features in methods.items():
+        labels, summary = fit_clusters(features, options.num_skills, options.seed, options.fit_rows)
+        entry = {"labels": labels, **summary}
+        if truth is not None:
+            entry.update(
+                accuracy=matching_accuracy(truth, labels), adjusted_rand_index=adjusted_rand_index(truth, labels)
+            )
+        result[name] = entry
+    return result
+
+
+def write_outputs(out: Path, staged: Path, truth, losses, embeddings, clusters: dict, report: dict) -> None:
+    from skillit_ray.data.storage import atomic_write_bytes
+
+    table = pq.read_table(staged).drop_columns(["skill"])
+    columns = {**{name: table.column(name) for name in table.column_names},
+               "skill": skill_names(clusters["loss_trajectories"]["labels"]),
+               "embedding_skill": skill_names(clusters["embeddings"]["labels"])}  # fmt: skip
+    if truth is not None:
+        columns["true_skill"] = truth
+    pq.write_table(pa.table(columns), out / "discovered.parquet")
+    np.savez_compressed(out / "trajectories.npz", losses=losses, embeddings=embeddings,
+                        loss_labels=clusters["loss_trajectories"]["labels"],
+                        embedding_labels=clusters["embeddings"]["labels"])  # fmt: skip
+    atomic_write_bytes(out / "discovery.json", (json.dumps(report, indent=2) + "\n").encode())
+
+
+def discover(options: DiscoverOptions) -> dict[str, Any]:
+    """The whole command; returns the report written to `discovery.json` (labels left out)."""
+    from skillit_ray.data.prepare.generators import empty_output_directory
+    from skillit_ray.train.launch import connect_ray
+
+    options.validate()
+    out = empty_output_directory(options.out, options.overwrite)
+    work = out / "work"
+    started = time.perf_counter()
+    num_rows, truth = stage_rows(options, work)
+    config = short_run_config(options, work, save_tokenizer(options, work, out))
+    connect_ray(config)
+    runs_started = time.perf_counter()
+    checkpoints = run_short_runs(config, options, out)
+    scoring_started = time.perf_counter()
+    losses, embeddings = score_rows(work / "rows.parquet", config, checkpoints, options.scoring_workers)
+    clustering_started = time.perf_counter()
+    clusters = cluster_and_score(losses, embeddings, truth, options)
+    report = {
+        "options": {key: value for key, value in asdict(options).items() if key != "overwrite"},
+        "rows": num_rows,
+        "checkpoint_steps": [int(Path(path).stem.split("_")[1]) for path in checkpoints[0]],
+        "methods": {
+            name: {key: value for key, value in entry.items() if key != "labels"} for name, entry in clusters.items()
+        },  # fmt: skip
+        "seconds": {
+            "prepare": round(runs_started - started, 1),
+            "short_runs": round(scoring_started - runs_started, 1),
+            "scoring": round(clustering_started - scoring_started, 1),
+            "clustering": round(time.perf_counter() - clustering_started, 1),
+        },  # fmt: skip
+        "short_run_config": config.to_dict(),
+    }
+    write_outputs(out, work / "rows.parquet", truth, losses, embeddings, clusters, report)
+    logger.info("discover: %s", json.dumps({name: {key: entry.get(key) for key in ("accuracy", "adjusted_rand_index",
+                "cluster_sizes")} for name, entry in report["methods"].items()}))  # fmt: skip
+    return report
+
+
+CLUSTERING_OPTIONS = ("num_skills", "normalization", "fit_rows")
+"""Options that only change the clustering: `--recluster` applies new values to the trajectories already there."""
+
+
+def recluster(options: DiscoverOptions) -> dict[str, Any]:
+    """Cluster again the trajectories and embeddings an earlier `discover` wrote to `options.out`, with this
+    call's K, normalization and fit rows (no short runs, no scoring; the earlier seed); rewrites the table and
+    the report. Every other option is the earlier run's."""
+    out = Path(options.out)
+    if not (out / "trajectories.npz").is_file() or not (out / "discovery.json").is_file():
+        raise ValueError(f"--recluster: {out} has no trajectories.npz and discovery.json; run discover there first")
+    report = json.loads((out / "discovery.json").read_text())
+    arrays = np.load(out / "trajectories.npz")
+    check_discovery_request(len(arrays["losses"]), options.num_skills, str(out / "trajectories.npz"))
+    table = pq.read_table(out / "discovered.parquet")
+    truth = table.column("true_skill").to_pylist() if "true_skill" in table.column_names else None
+    seeded = dataclasses.replace(options, seed=report["options"]["seed"])
+    clusters = cluster_and_score(arrays["losses"], arrays["embeddings"], truth, seeded)
+    report["options"].update({key: getattr(options, key) for key in CLUSTERING_OPTIONS})
+    report["methods"] = {
+        name: {key: value for key, value in entry.items() if key != "labels"} for name, entry in clusters.items()
+    }
+    write_outputs(out, out / "work" / "rows.parquet", truth, arrays["losses"], arrays["embeddings"], clusters, report)
+    return report
