@@ -6,7 +6,7 @@ r"""Ray Job entry point: write skill-partitioned parquet shards from a built-in 
 
 Thin by design (style rule R2): argument parsing, `ray.init` and the work live in `skillit_ray.cli`.
 The shards land on the node that runs the entrypoint (the head); copy them to s3:// or gs://
-and point data.path there before training on a multi-node cluster.
+and point data.parquet.path there before training on a multi-node cluster.
 Extra arguments (`--set a.b=c`, ...) are passed through unchanged.
 """
 

@@ -24,7 +24,7 @@ import json
 import logging
 import sys
 
-from skillit_ray.config.job import describe_keys_with_docs, load_config
+from skillit_ray.config.job import load_config
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(arguments: argparse.Namespace) -> int:
     if arguments.command == "keys":
-        print(describe_keys_with_docs())
+        from skillit_ray.train.preflight import describe_every_key
+
+        print(describe_every_key())
         return 0
     if arguments.command == "demo":
         from skillit_ray.tune.demo import run_demo
@@ -195,7 +197,7 @@ def _prepare(arguments: argparse.Namespace, config) -> int:
         max_unknown_token_rate=config.data.max_unknown_token_rate, overwrite=arguments.overwrite,
     )  # fmt: skip
     path = prepare_table(options)
-    print(f"wrote {path}; train with --set data.source=parquet --set data.path={arguments.out}")
+    print(f"wrote {path}; train with --set data.source=parquet --set data.parquet.path={arguments.out}")
     return 0
 
 

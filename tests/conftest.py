@@ -31,7 +31,7 @@ def small_config(tmp_path, *overrides: str):
     return load_config(
         None,
         [
-            "data.lego_num_variables=3",
+            "data.lego.num_variables=3",
             "data.sequence_length=28",
             "data.num_val_per_skill=20",
             "train.steps=12",
@@ -53,6 +53,6 @@ def lego_dataset(tmp_path_factory):
     from skillit_ray.data.prepare.generators import prepare_synthetic
 
     directory = tmp_path_factory.mktemp("lego3")
-    config = load_config(None, ["data.lego_num_variables=3", "data.num_val_per_skill=20"])
+    config = load_config(None, ["data.lego.num_variables=3", "data.num_val_per_skill=20"])
     prepare_synthetic(config, "lego", str(directory), rows_per_skill=200, rows_per_part=40)
     return directory

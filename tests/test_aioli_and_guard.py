@@ -7,12 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skillit_ray.mixture.aioli import interaction_matrix, normalize_interactions, smoothed_one_hot
-from skillit_ray.mixture.registry import AioliMixture, build_strategy, mix_with_uniform
+from skillit_ray.mixture.registry import build_strategy
+from skillit_ray.mixture.strategies.aioli import (
+    AioliMixture,
+    interaction_matrix,
+    normalize_interactions,
+    smoothed_one_hot,
+)
+from skillit_ray.mixture.strategy import mix_with_uniform
 
 OPTIONS = dict(
     setting="pretraining", num_train_skills=3, num_eval_skills=3, window=1, loss_reduction="auto", num_rounds=3,
-    proportions=[], prior=[], mixing_fraction=0.4,
+    proportions=[], prior=[],
 )  # fmt: skip
 
 
@@ -40,8 +46,9 @@ def test_learn_params_recovers_the_interaction_matrix_through_smoothed_probes():
 
 def test_aioli_probes_then_trains_on_the_skill_that_helps_everyone():
     strategy = build_strategy(
-        "aioli", graph=None, eta=5.0, total_steps=60, aioli_rounds_per_update=6, seed=1, **{**OPTIONS, "num_rounds": 12}
-    )
+        "aioli", graph=None, eta=5.0, total_steps=60, options={"rounds_per_update": 6}, seed=1,
+        **{**OPTIONS, "num_rounds": 12},
+    )  # fmt: skip
     assert isinstance(strategy, AioliMixture)
     truth = np.array([[0.2, 0.0, 0.2], [0.0, 0.2, 0.2], [0.0, 0.0, 0.2]])  # training on skill 2 helps everyone
     losses = np.full(3, 6.0)
@@ -57,5 +64,5 @@ def test_aioli_probes_then_trains_on_the_skill_that_helps_everyone():
             assert np.argmax(weights) == 2
         losses = losses - truth @ weights
         strategy.observe((round_index + 1) * 5, losses)
-    with pytest.raises(ValueError, match="aioli_rounds_per_update=3 must exceed"):
-        build_strategy("aioli", graph=None, eta=0.2, total_steps=60, aioli_rounds_per_update=3, **OPTIONS)
+    with pytest.raises(ValueError, match="mixture.aioli.rounds_per_update=3 must exceed"):
+        build_strategy("aioli", graph=None, eta=0.2, total_steps=60, options={"rounds_per_update": 3}, **OPTIONS)

@@ -10,7 +10,7 @@ import pytest
 from conftest import small_config
 
 from skillit_ray.cli import main
-from skillit_ray.graph.algorithms import load_graph
+from skillit_ray.graph.files import load_graph
 from skillit_ray.train.launch import run_local_training
 from skillit_ray.train.model import build_model
 

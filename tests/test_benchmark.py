@@ -45,7 +45,7 @@ def test_the_interleaved_reading_times_all_three_step_kinds(tmp_path):
     from skillit_ray.config.job import load_config
 
     threads = torch.get_num_threads()
-    overrides = ["model.size=tiny", "data.lego_num_variables=3", "train.batch_size=4", "train.steps=6",
+    overrides = ["model.size=tiny", "data.lego.num_variables=3", "train.batch_size=4", "train.steps=6",
                  "data.sequence_length=24", "scaling.cpus_per_worker=1", f"run.storage_path={tmp_path}"]  # fmt: skip
     try:
         costs = interleaved_step_costs(load_config(None, overrides), steps=4, warmup_steps=1)
@@ -71,7 +71,7 @@ def test_the_data_path_benchmark_measures_both_readers_against_the_plain_loop(ra
     from skillit_ray.benchmarks.efficiency_settings import SETTINGS, prepare_data
 
     overrides = prepare_data(SETTINGS["quick"]["text"], tmp_path, "quick")
-    prepared = next(override.split("=", 1)[1] for override in overrides if override.startswith("data.path="))
+    prepared = next(override.split("=", 1)[1] for override in overrides if override.startswith("data.parquet.path="))
     # Ray Data's pipelines take a minute to start on a loaded 2-core machine: its path is the same
     # stream the training tests read (test_data.py); here only the one it does not run above 32 skills
     result = data_path_benchmark(prepared, skill_counts=(3, 40), skews=(1, 10), epochs=0.5, readers=("arrow",))

@@ -314,10 +314,10 @@ def test_preflight_names_the_missing_file(tmp_path, monkeypatch):
     config = load_config(None, ["mixture.graph_path=graphs/nope.npy"])
     with pytest.raises(ValueError, match=r"mixture\.graph_path.*graphs/nope\.npy"):
         check_job(config)
-    config = load_config(None, ["data.source=parquet", f"data.path={tmp_path / 'missing'}"])
-    with pytest.raises(ValueError, match=r"data\.path.*missing"):
+    config = load_config(None, ["data.source=parquet", f"data.parquet.path={tmp_path / 'missing'}"])
+    with pytest.raises(ValueError, match=r"data\.parquet\.path.*missing"):
         check_job(config)
-    uri = load_config(None, ["data.source=parquet", "data.path=s3://bucket/skills"])
+    uri = load_config(None, ["data.source=parquet", "data.parquet.path=s3://bucket/skills"])
     assert check_job(uri) == []
     (tmp_path / "graph.npy").write_bytes(b"")
     present = load_config(None, ["mixture.graph_path=graph.npy"])

@@ -4,7 +4,9 @@ import os
 
 import pytest
 
-from skillit_ray.config.job import JobConfig, TrainConfig, config_from_dict, describe_keys, load_config
+from skillit_ray.config.job import JobConfig, config_from_dict, describe_keys, load_config
+from skillit_ray.config.train import TrainConfig
+from skillit_ray.train.preflight import check_config
 
 
 def test_defaults_validate_and_yaml_plus_overrides(tmp_path):
@@ -35,11 +37,10 @@ def test_unknown_keys_list_the_valid_keys(tmp_path):
         ("mixture.graph=[[1, .nan]]", r"mixture.graph\[0\]\[1\]"),
         ("mixture.proportions=[0, 0]", "mixture.proportions"),
         ("mixture.proportions=[-1, 2]", r"mixture.proportions\[0\]"),
-        ("mixture.strategy=greedy", "mixture.strategy"),
-        ("mixture.strategy=random", "needs mixture.proportions"),
         ("train.steps=notanumber", "train.steps must be an integer"),
         ("train.steps=0", "train.steps"),
-        ("data.source=parquet", "data.path"),
+        ("data.path=data/x", r"data.path is now data.parquet.path .*or data.table.path"),
+        ("mixture.aioli_ema=0.3", "mixture.aioli_ema is now mixture.aioli.ema"),
         ("graph.method=exhaustive", "graph.method"),
         ("run.local_ray=minimal", "run.local_ray"),
         ("scaling.num_workers=64", "train.batch_size"),
@@ -87,22 +88,38 @@ def test_torch_backend_keeps_gloo_for_the_loops_cpu_collectives():
         load_config(None, ["scaling.use_gpu=true", "scaling.torch_backend=nccl"])
 
 
-def test_positional_parquet_split_refuses_packing():
-    with pytest.raises(ValueError, match="data.parquet_split=positions addresses one document per row"):
-        load_config(None, ["data.parquet_split=positions", "data.pack_sequences=true"])
-    with pytest.raises(ValueError, match="data.parquet_split='rows' must be files or positions"):
-        load_config(None, ["data.parquet_split=rows"])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["mixture.strategy=greedy"], "mixture.strategy='greedy' is not valid; choose one of aioli, anticurriculum"),
+        (["mixture.strategy=random"], "needs mixture.proportions"),
+        (["mixture.aioli.emma=0.1"], r"unknown key\(s\) mixture.aioli.emma .*valid keys: rounds_per_update"),
+        (["mixture.aioli.ema=2"], r"mixture.aioli.ema=2.0 must be in \[0, 1\)"),
+        (["mixture.aoili.ema=0.1"], "mixture.aoili is not a strategy's options section; valid sections: aioli"),
+        (["data.source=parquet"], "data.source=parquet needs data.parquet.path"),
+        (["data.source=parquets"], "data.source='parquets' is not valid; choose one of addition"),
+        (["data.lego.num_varaibles=3"], r"unknown key\(s\) data.lego.num_varaibles .*valid keys: num_variables"),
+        (
+            ["data.parquet.split=positions", "data.pack_sequences=true", "data.source=parquet", "data.parquet.path=x"],
+            "data.parquet.split=positions addresses one document per row",
+        ),
+        (["data.parquet.split=rows"], "data.parquet.split='rows' is not valid; choose one of files, positions"),
+    ],
+)
+def test_options_of_sources_and_strategies_are_checked_by_their_stage_before_ray(overrides, message):
+    config = load_config(None, overrides)  # the sections config owns are fine
+    with pytest.raises(ValueError, match=message):
+        check_config(config)
 
 
 def test_relative_local_paths_become_absolute_when_the_config_loads(tmp_path, monkeypatch):
     # Ray Train workers and Tune trials run in other working directories: they must see the same files
     monkeypatch.chdir(tmp_path)
     config = load_config(
-        None, ["data.path=data/text", "run.storage_path=s3://bucket/runs", "model.pretrained_path=~/m"]
+        None, ["data.parquet.path=data/text", "run.storage_path=s3://bucket/runs", "model.pretrained_path=~/m"]
     )
-    assert config.data.path == str(tmp_path / "data" / "text")
+    assert config.data.options["parquet"]["path"] == str(tmp_path / "data" / "text")
     assert config.run.storage_path == "s3://bucket/runs"
     assert config.model.pretrained_path == os.path.expanduser("~/m")
-    assert (
-        load_config(None, ["data.source=table", "data.path=hf:imdb", "data.skill_column=label"]).data.path == "hf:imdb"
-    )
+    table = load_config(None, ["data.source=table", "data.table.path=hf:imdb", "data.table.skill_column=label"])
+    assert table.data.options["table"]["path"] == "hf:imdb"

@@ -25,7 +25,7 @@ from skillit_ray.train.faults import FAIL_AT_STEP_VARIABLE
 from skillit_ray.train.launch import run_local_training, run_training
 from skillit_ray.train.model import build_model
 
-CURRICULUM = ("mixture.proportions=[1, 1, 3]", "mixture.curriculum_num_epochs=2")
+CURRICULUM = ("mixture.proportions=[1, 1, 3]", "mixture.curriculum.num_epochs=2")
 
 
 def expected_schedules(config):
@@ -73,7 +73,9 @@ def text_only_dataset(lego_dataset, tmp_path):
 @pytest.mark.parametrize("dataset", ["lego_dataset", "text_only_dataset"])
 def test_parquet_pool_scores_answers_or_whole_texts(request, tmp_path, dataset):
     path = request.getfixturevalue(dataset)
-    config = small_config(tmp_path, f"data.path={path}", "mixture.strategy=curriculum", *CURRICULUM)
+    config = small_config(
+        tmp_path, "data.source=parquet", f"data.parquet.path={path}", "mixture.strategy=curriculum", *CURRICULUM
+    )
     records = run_local_training(config)
     pool, schedules = expected_schedules(config)
     assert pool.has_answers == (dataset == "lego_dataset")

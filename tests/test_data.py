@@ -53,7 +53,9 @@ def test_generator_batches_follow_quotas_and_do_not_depend_on_worker_count(tmp_p
 
 
 def test_parquet_streams_are_disjoint_across_ranks_and_restart_epochs(ray_local, lego_dataset, tmp_path, caplog):
-    config = small_config(tmp_path, f"data.path={lego_dataset}", "data.source=lego", "data.shuffle_buffer_rows=16")
+    config = small_config(
+        tmp_path, "data.source=parquet", f"data.parquet.path={lego_dataset}", "data.parquet.shuffle_buffer_rows=16"
+    )
     setup = resolve_skills(config)
     tokenizer = load_skill_tokenizer(setup)
     per_rank = []
@@ -77,7 +79,9 @@ def test_parquet_streams_are_disjoint_across_ranks_and_restart_epochs(ray_local,
 def test_arrow_reader_yields_the_ray_data_rows_in_the_same_order(ray_local, lego_dataset, tmp_path, rank, world_size):
     streams = {}
     for reader in ("ray_data", "arrow"):
-        config = small_config(tmp_path, f"data.path={lego_dataset}", f"data.parquet_reader={reader}")
+        config = small_config(
+            tmp_path, "data.source=parquet", f"data.parquet.path={lego_dataset}", f"data.parquet.reader={reader}"
+        )
         setup = resolve_skills(config)
         streams[reader] = ParquetSkillStream(setup, "lego_3", load_skill_tokenizer(setup), config, rank, world_size)
     assert streams["ray_data"].reader == "ray_data" and streams["arrow"].reader == "arrow"
@@ -87,7 +91,7 @@ def test_arrow_reader_yields_the_ray_data_rows_in_the_same_order(ray_local, lego
 
 
 def test_parquet_reader_auto_switches_to_arrow_for_many_skills(lego_dataset, tmp_path):
-    config = small_config(tmp_path, f"data.path={lego_dataset}")
+    config = small_config(tmp_path, "data.source=parquet", f"data.parquet.path={lego_dataset}")
     setup = resolve_skills(config)
     assert ParquetSkillStream(setup, "lego_1", load_skill_tokenizer(setup), config, 0, 1).reader == "ray_data"
     many = SkillSetup(**{**setup.to_dict(), "train_skills": setup.train_skills * 11})  # 33 > RAY_DATA_MAX_SKILLS
@@ -95,7 +99,7 @@ def test_parquet_reader_auto_switches_to_arrow_for_many_skills(lego_dataset, tmp
 
 
 def test_parquet_stream_resume_continues_exactly(ray_local, lego_dataset, tmp_path):
-    config = small_config(tmp_path, f"data.path={lego_dataset}", "data.source=lego")
+    config = small_config(tmp_path, "data.source=parquet", f"data.parquet.path={lego_dataset}")
     setup = resolve_skills(config)
     tokenizer = load_skill_tokenizer(setup)
     uninterrupted = ParquetSkillStream(setup, "lego_1", tokenizer, config, 0, 1)
@@ -108,7 +112,7 @@ def test_parquet_stream_resume_continues_exactly(ray_local, lego_dataset, tmp_pa
 
 
 def test_validation_sets_from_parquet_have_answers(lego_dataset, tmp_path):
-    config = small_config(tmp_path, f"data.path={lego_dataset}", "data.source=lego")
+    config = small_config(tmp_path, "data.source=parquet", f"data.parquet.path={lego_dataset}")
     setup = resolve_skills(config)
     sets = load_validation_sets(config, setup, load_skill_tokenizer(setup))
     assert [s.skill for s in sets] == ["lego_1", "lego_2", "lego_3"]
@@ -125,28 +129,28 @@ def broken_copy(lego_dataset, tmp_path):
 def test_missing_skill_directory_names_the_path(broken_copy, tmp_path):
     shutil.rmtree(broken_copy / "train" / "lego_2")
     with pytest.raises(ValueError, match=r"lego_2.*train/lego_2"):
-        resolve_skills(small_config(tmp_path, f"data.path={broken_copy}"))
+        resolve_skills(small_config(tmp_path, "data.source=parquet", f"data.parquet.path={broken_copy}"))
 
 
 def test_empty_shards_are_rejected(broken_copy, tmp_path):
     for part in (broken_copy / "train" / "lego_1").glob("*.parquet"):
         pq.write_table(pa.table({"text": pa.array([], pa.string())}), part)
     with pytest.raises(ValueError, match="only empty parquet files"):
-        resolve_skills(small_config(tmp_path, f"data.path={broken_copy}"))
+        resolve_skills(small_config(tmp_path, "data.source=parquet", f"data.parquet.path={broken_copy}"))
 
 
 def test_parquet_without_text_column_names_file_and_fix(broken_copy, tmp_path):
     part = sorted((broken_copy / "train" / "lego_3").glob("*.parquet"))[0]
     pq.write_table(pa.table({"body": ["a b c"]}), part)
-    with pytest.raises(ValueError, match=r"part-00000.parquet.*data.text_column"):
-        resolve_skills(small_config(tmp_path, f"data.path={broken_copy}"))
+    with pytest.raises(ValueError, match=r"part-00000.parquet.*data.parquet.text_column"):
+        resolve_skills(small_config(tmp_path, "data.source=parquet", f"data.parquet.path={broken_copy}"))
 
 
 def test_corrupt_parquet_names_the_file(broken_copy, tmp_path):
     part = sorted((broken_copy / "val" / "lego_1").glob("*.parquet"))[0]
     part.write_bytes(b"this is not parquet")
     with pytest.raises(ValueError, match=r"val/lego_1/part-00000.parquet is not a readable parquet"):
-        resolve_skills(small_config(tmp_path, f"data.path={broken_copy}"))
+        resolve_skills(small_config(tmp_path, "data.source=parquet", f"data.parquet.path={broken_copy}"))
 
 
 def test_unknown_skill_names_available_skills(tmp_path):
@@ -156,7 +160,7 @@ def test_unknown_skill_names_available_skills(tmp_path):
 
 def test_skewed_weights_and_many_skills_do_not_stall(tmp_path):
     """1000:1 weights: the rare skill still gets its exact share; skills with quota 0 are never opened."""
-    config = small_config(tmp_path, "data.lego_num_variables=20", "train.batch_size=64", "data.sequence_length=120")
+    config = small_config(tmp_path, "data.lego.num_variables=20", "train.batch_size=64", "data.sequence_length=120")
     setup = resolve_skills(config)
     weights = np.r_[1000.0, np.ones(19)]
     quotas = round_quotas(weights, 64 * 30)
@@ -191,7 +195,9 @@ def write_text_skills(root, num_skills: int, rows_per_skill: int):
 def test_hundreds_of_parquet_skills_stream_in_process_with_exact_quotas(tmp_path):
     """200 skills: `parquet_reader=auto` reads with pyarrow (no Ray here at all), every quota is met."""
     skills = write_text_skills(tmp_path / "data", 200, rows_per_skill=8)
-    config = small_config(tmp_path, f"data.path={tmp_path / 'data'}", "data.source=parquet", "train.batch_size=64")
+    config = small_config(
+        tmp_path, "data.source=parquet", f"data.parquet.path={tmp_path / 'data'}", "train.batch_size=64"
+    )
     setup = resolve_skills(config)
     quotas = round_quotas(np.ones(200), 64 * 10)
     schedule = round_skill_schedule(quotas, 0, 0)
@@ -210,7 +216,9 @@ def test_hundreds_of_parquet_skills_stream_in_process_with_exact_quotas(tmp_path
 
 
 def test_positional_parquet_epochs_cover_every_row_once_in_a_new_order(lego_dataset, tmp_path, caplog):
-    config = small_config(tmp_path, f"data.path={lego_dataset}", "data.parquet_split=positions")
+    config = small_config(
+        tmp_path, "data.source=parquet", f"data.parquet.path={lego_dataset}", "data.parquet.split=positions"
+    )
     setup = resolve_skills(config)
     tokenizer = load_skill_tokenizer(setup)
     stream = PositionalParquetSkillStream(setup, "lego_2", tokenizer, config)
@@ -226,8 +234,13 @@ def test_positional_parquet_epochs_cover_every_row_once_in_a_new_order(lego_data
 
 def test_positional_parquet_batches_do_not_depend_on_worker_count_or_a_resume(lego_dataset, tmp_path):
     """Every step trains the same rows with 1, 2 or 3 workers, and after a 2 -> 3 worker resume."""
-    overrides = (f"data.path={lego_dataset}", "data.parquet_split=positions", "train.batch_size=12")
-    config = small_config(tmp_path, *overrides, "data.shuffle_buffer_rows=16")
+    overrides = (
+        "data.source=parquet",
+        f"data.parquet.path={lego_dataset}",
+        "data.parquet.split=positions",
+        "train.batch_size=12",
+    )
+    config = small_config(tmp_path, *overrides, "data.parquet.shuffle_buffer_rows=16")
     setup = resolve_skills(config)
     tokenizer = load_skill_tokenizer(setup)
     quotas = round_quotas([0.1, 0.7, 0.2], 30 * 12)  # lego_2 takes 252 > 200 rows: it wraps an epoch
@@ -257,7 +270,9 @@ def test_positional_parquet_batches_do_not_depend_on_worker_count_or_a_resume(le
 def test_training_loop_trains_exact_quotas_from_positional_parquet(lego_dataset, tmp_path):
     from skillit_ray.train.launch import run_local_training
 
-    config = small_config(tmp_path, f"data.path={lego_dataset}", "data.parquet_split=positions")
+    config = small_config(
+        tmp_path, "data.source=parquet", f"data.parquet.path={lego_dataset}", "data.parquet.split=positions"
+    )
     rounds = run_local_training(config)["rounds"]
     for record in rounds:
         start, end = config.train.steps_in_round(record["round"], config.mixture.num_rounds)

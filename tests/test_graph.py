@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from skillit_ray.graph import algorithms as graph_math
+from skillit_ray.graph import diagnostics as graph_diagnostics
+from skillit_ray.graph import files as graph_files
 
 SKILLS = ["a", "b", "c"]
 MEASURE_AT_STEP = 2
@@ -136,16 +138,16 @@ def test_normalize_relative_threshold_diagonal_by_name():
 
 
 def test_density_and_degenerate_warning():
-    assert graph_math.graph_density(np.eye(4)) == 0.0
-    assert "nearly empty" in graph_math.degenerate_graph_warning(np.eye(4))
-    assert graph_math.graph_density(np.ones((4, 4))) == 1.0
-    assert "nearly complete" in graph_math.degenerate_graph_warning(np.ones((4, 4)))
+    assert graph_diagnostics.graph_density(np.eye(4)) == 0.0
+    assert "nearly empty" in graph_diagnostics.degenerate_graph_warning(np.eye(4))
+    assert graph_diagnostics.graph_density(np.ones((4, 4))) == 1.0
+    assert "nearly complete" in graph_diagnostics.degenerate_graph_warning(np.ones((4, 4)))
     half = np.eye(3) + np.triu(np.ones((3, 3)), 1)  # 3 of 6 off-diagonal entries positive
-    assert graph_math.graph_density(half) == 0.5
-    assert graph_math.degenerate_graph_warning(half) is None
+    assert graph_diagnostics.graph_density(half) == 0.5
+    assert graph_diagnostics.degenerate_graph_warning(half) is None
     # by name: fine-tuning columns [c, a] exclude (a, col 1) and (c, col 0); 2 of the other 4 are positive
     fine_tuning = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
-    assert graph_math.graph_density(fine_tuning, SKILLS, ["c", "a"]) == 0.5
+    assert graph_diagnostics.graph_density(fine_tuning, SKILLS, ["c", "a"]) == 0.5
 
 
 def write_example(directory, **overrides):
@@ -166,21 +168,21 @@ def write_example(directory, **overrides):
         extra={"seed": 7},
     )
     arguments.update(overrides)
-    return graph_math.write_graph(directory, **arguments)
+    return graph_files.write_graph(directory, **arguments)
 
 
 def test_write_and_load_round_trip(tmp_path):
     path = write_example(tmp_path / "graph")
     assert path == tmp_path / "graph" / "graph.json"
     document = json.loads(path.read_text())
-    assert list(document) == [*graph_math.GRAPH_JSON_KEYS, "seed"]
+    assert list(document) == [*graph_files.GRAPH_JSON_KEYS, "seed"]
     assert document["raw_deltas"] == {"only_a": [1.0, -0.5], "only_b": [0.5, 2.0]}
     assert document["raw_graph"] == [[1.0, -0.5], [0.5, 2.0]]
     assert document["density"] == 0.5 and document["warning"] is None
     expected = [[1.0, 0.0], [0.5, 2.0]]
-    np.testing.assert_array_equal(graph_math.load_graph(str(path), ["a", "b"], ["a", "b"]), expected)
+    np.testing.assert_array_equal(graph_files.load_graph(str(path), ["a", "b"], ["a", "b"]), expected)
     np.testing.assert_array_equal(
-        graph_math.load_graph(str(path.with_suffix(".npy")), ["a", "b"], ["a", "b"]), expected
+        graph_files.load_graph(str(path.with_suffix(".npy")), ["a", "b"], ["a", "b"]), expected
     )
     assert not [name for name in (tmp_path / "graph").iterdir() if name.name.startswith(".")]  # no temporaries left
 
@@ -188,16 +190,16 @@ def test_write_and_load_round_trip(tmp_path):
 def test_load_graph_rejects_mismatches(tmp_path):
     path = write_example(tmp_path)
     with pytest.raises(ValueError, match=r"only in the file: \['b'\]; only in the run: \['z'\]") as error:
-        graph_math.load_graph(str(path), ["a", "z"], ["a", "b"])
+        graph_files.load_graph(str(path), ["a", "z"], ["a", "b"])
     assert str(path) in str(error.value)
     with pytest.raises(ValueError, match="another order"):
-        graph_math.load_graph(str(path), ["a", "b"], ["b", "a"])
+        graph_files.load_graph(str(path), ["a", "b"], ["b", "a"])
     with pytest.raises(ValueError, match="shape"):
-        graph_math.load_graph(str(path.with_suffix(".npy")), ["a", "b", "c"], ["a", "b"])
+        graph_files.load_graph(str(path.with_suffix(".npy")), ["a", "b", "c"], ["a", "b"])
     with pytest.raises(ValueError, match="does not exist"):
-        graph_math.load_graph(str(tmp_path / "missing.npy"), ["a"], ["a"])
+        graph_files.load_graph(str(tmp_path / "missing.npy"), ["a"], ["a"])
     np.save(tmp_path / "bad.npy", np.array([[1.0, np.nan], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="non-finite"):
-        graph_math.load_graph(str(tmp_path / "bad.npy"), ["a", "b"], ["a", "b"])
+        graph_files.load_graph(str(tmp_path / "bad.npy"), ["a", "b"], ["a", "b"])
     with pytest.raises(ValueError, match="overwrite"):
         write_example(tmp_path, extra={"graph": 1})

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from skillit_ray.graph.diagnostics import mixture_warning, simulate_first_rounds
+from skillit_ray.mixture.first_rounds import mixture_warning, simulate_first_rounds
 
 SKILLS = ["code", "docs", "headers", "licences", "python"]
 # raw loss drops of ~3 on the diagonal and ~1 elsewhere, losses ~8 nats: the measured real-text case

@@ -40,7 +40,7 @@ print(json.dumps({"processes": names, "steps": summary["steps"], "actor_classes"
 
 @pytest.mark.slow  # 42 s: a second local Ray with its dashboard; the default suite stays under 10 minutes
 def test_a_lean_local_ray_starts_no_idle_workers_and_trains_with_a_clean_log(tmp_path):
-    overrides = ["data.lego_num_variables=3", "train.steps=4", "train.batch_size=4", "train.eval_every_n_steps=4",
+    overrides = ["data.lego.num_variables=3", "train.steps=4", "train.batch_size=4", "train.eval_every_n_steps=4",
                  "mixture.strategy=stratified", "mixture.num_rounds=1", "scaling.cpus_per_worker=1",
                  f"run.storage_path={tmp_path}", "data.num_val_per_skill=4"]  # fmt: skip
     environment = {key: value for key, value in os.environ.items() if key != "TOKENIZERS_PARALLELISM"}

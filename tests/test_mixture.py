@@ -3,10 +3,8 @@
 import numpy as np
 import pytest
 
-from skillit_ray.mixture import settings as mixture
+from skillit_ray.data.sources import registry as mixture
 from skillit_ray.mixture.quotas import (
-    curriculum_pool_skills,
-    curriculum_round_indices,
     rank_row_range,
     round_quotas,
     round_skill_schedule,
@@ -14,6 +12,7 @@ from skillit_ray.mixture.quotas import (
     step_rank_quotas,
 )
 from skillit_ray.mixture.registry import build_strategy
+from skillit_ray.mixture.strategies.curriculum import curriculum_pool_skills, curriculum_round_indices
 from skillit_ray.mixture.update import paper_binary_graph, skillit_weights
 
 LEGO_GRAPH = [[1, 0, 0, 0, 0], [1, 1, 1, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1]]
@@ -189,7 +188,6 @@ def make(strategy, **overrides):
         num_rounds=4,
         proportions=[],
         prior=[],
-        mixing_fraction=0.4,
     )
     arguments.update(overrides)
     return build_strategy(strategy, **arguments)

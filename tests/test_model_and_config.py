@@ -80,7 +80,7 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path):
 def test_skillit_without_a_graph_says_how_to_get_one(tmp_path):
     from skillit_ray.train.launch import run_local_training
 
-    config = load_config(None, ["data.lego_num_variables=3", "train.steps=3", "mixture.num_rounds=1"])
+    config = load_config(None, ["data.lego.num_variables=3", "train.steps=3", "mixture.num_rounds=1"])
     with pytest.raises(
         ValueError, match="needs a skills graph: learn one with `skillit-ray graph.*mixture.strategy=no_graph"
     ):

@@ -88,7 +88,9 @@ def test_prepare_table_splits_balances_tasks_and_trains_a_tokenizer(tmp_path):
         assert manifest["rows"][skill]["train_tokens"] > 0
     tasks = pq.read_table(sorted((directory / "train" / "code").glob("*.parquet"))[0]).column("task").to_pylist()
     assert tasks[:4] in (["code_0", "code_1"] * 2, ["code_1", "code_0"] * 2)  # round-robin over tasks
-    tokenizer = load_skill_tokenizer(resolve_run(load_config(None, [f"data.path={directory}", *RUN]))[1])
+    tokenizer = load_skill_tokenizer(
+        resolve_run(load_config(None, ["data.source=parquet", f"data.parquet.path={directory}", *RUN]))[1]
+    )
     assert tokenizer.pad_token == "<pad>" and tokenizer.eos_token == "<eos>" and len(tokenizer) == 320
     (tmp_path / "again").mkdir()
     again = prepared_ni(tmp_path / "again")
@@ -131,7 +133,7 @@ def test_a_table_trains_as_is_with_text_defaults_and_worker_count_independent_ro
     prepare_table(TableOptions(input=str(table), out=str(tmp_path / "p"), skill_column="source", val_rows=4,
                                tokenizer_vocab_size=300))  # fmt: skip
     tokenizer_path = tmp_path / "p" / "tokenizer"
-    overrides = ["data.source=table", f"data.path={table}", "data.skill_column=source",
+    overrides = ["data.source=table", f"data.table.path={table}", "data.table.skill_column=source",
                  f"data.tokenizer_path={tokenizer_path}", "mixture.strategy=stratified", *RUN]  # fmt: skip
     config, setup = resolve_run(load_config(None, overrides))
     assert config.data.pack_sequences is True and 64 <= config.data.sequence_length <= 512
@@ -150,19 +152,20 @@ def test_a_table_trains_as_is_with_text_defaults_and_worker_count_independent_ro
 
 def test_natural_instructions_style_settings_end_to_end(tmp_path):
     directory = prepared_ni(tmp_path)
-    pretraining = [f"data.path={directory}", "mixture.strategy=stratified", *RUN]
+    pretraining = ["data.source=parquet", f"data.parquet.path={directory}", "mixture.strategy=stratified", *RUN]
     config, setup = resolve_run(load_config(None, pretraining))
     validation = load_validation_sets(config, setup, load_skill_tokenizer(setup))
     assert all(v.loss_mask is not None and v.loss_mask.any() for v in validation)  # answer tokens scored
     assert len(run_local_training(load_config(None, pretraining))["evaluations"][-1]["val_loss"]) == 3
-    out_of_domain = [f"data.path={directory}", "mixture.setting=out_of_domain", "data.train_skills=[code, legal]",
-                     "data.eval_skills=[prose]", "graph.steps=3", *RUN]  # fmt: skip
+    out_of_domain = ["data.source=parquet", f"data.parquet.path={directory}", "mixture.setting=out_of_domain",
+                     "data.train_skills=[code, legal]", "data.eval_skills=[prose]", "graph.steps=3", *RUN]  # fmt: skip
     measured = run_short_runs_sequentially(load_config(None, [*out_of_domain, "mixture.graph=[[1], [1]]"]))
     assert sorted(measured["measurements"]) == ["only_code", "only_legal"]
     records = run_local_training(load_config(None, [*out_of_domain, "mixture.graph=[[0.5], [0.2]]"]))
     assert len(records["rounds"][0]["weights"]) == 2 and len(records["evaluations"][0]["val_loss"]) == 1
-    finetuning = [f"data.path={directory}", "mixture.setting=finetuning", "mixture.target_skills=[prose]",
-                  "mixture.graph=[[1, 0.5, 0.2], [0, 1, 0], [0.3, 0, 1]]", *RUN]  # fmt: skip
+    finetuning = ["data.source=parquet", f"data.parquet.path={directory}", "mixture.setting=finetuning",
+                  "mixture.target_skills=[prose]", "mixture.graph=[[1, 0.5, 0.2], [0, 1, 0], [0.3, 0, 1]]",
+                  *RUN]  # fmt: skip
     records = run_local_training(load_config(None, finetuning))
     assert len(records["evaluations"][-1]["val_loss"]) == 1 and len(records["rounds"][-1]["weights"]) == 3
 
@@ -182,7 +185,12 @@ def test_tune_trials_cannot_deadlock_on_ray_data_reads(ray_local, lego_dataset, 
 
     # two trials of 2 CPUs fill the 4-CPU local Ray; a Ray Data read in a trial would wait forever
     config = small_config(
-        tmp_path, f"data.path={lego_dataset}", "data.parquet_reader=ray_data", "graph.steps=2", "graph.cpus_per_trial=2"
+        tmp_path,
+        "data.source=parquet",
+        f"data.parquet.path={lego_dataset}",
+        "data.parquet.reader=ray_data",
+        "graph.steps=2",
+        "graph.cpus_per_trial=2",
     )
     assert learn_graph(config)["num_runs"] == 3
 
@@ -215,14 +223,19 @@ def test_a_manifest_that_is_not_a_mapping_is_refused(lego_dataset, tmp_path):
     shutil.copytree(lego_dataset, directory)
     (directory / "manifest.json").write_text('["lego_1", "lego_2"]')
     with pytest.raises(ValueError, match="holds a list, not a mapping"):
-        resolve_run(small_config(tmp_path, f"data.path={directory}"))
+        resolve_run(small_config(tmp_path, "data.source=parquet", f"data.parquet.path={directory}"))
 
 
 def test_bad_tokenizers_are_refused_before_ray(lego_dataset, tmp_path):
     directory = prepared_ni(tmp_path)
     file_path = directory / "tokenizer" / "tokenizer.json"
     with pytest.raises(ValueError, match="is a file, not a directory"):
-        resolve_run(load_config(None, [f"data.path={directory}", f"data.tokenizer_path={file_path}", *RUN]))
+        resolve_run(
+            load_config(
+                None,
+                ["data.source=parquet", f"data.parquet.path={directory}", f"data.tokenizer_path={file_path}", *RUN],
+            )
+        )
     no_pad = tmp_path / "no_pad"
     shutil.copytree(directory / "tokenizer", no_pad)
     settings = json.loads((no_pad / "tokenizer_config.json").read_text())
@@ -236,20 +249,39 @@ def test_bad_tokenizers_are_refused_before_ray(lego_dataset, tmp_path):
     special.pop("pad_token", None)
     (no_pad / "special_tokens_map.json").write_text(json.dumps(special))
     with pytest.raises(ValueError, match="has no pad token"):
-        resolve_run(load_config(None, [f"data.path={directory}", f"data.tokenizer_path={no_pad}", *RUN]))
+        resolve_run(
+            load_config(
+                None, ["data.source=parquet", f"data.parquet.path={directory}", f"data.tokenizer_path={no_pad}", *RUN]
+            )
+        )
     lego_tokenizer = lego_dataset / "tokenizer"
     with pytest.raises(ValueError, match=r"maps \d+\.\d% of skill 'code'"):
-        resolve_run(load_config(None, [f"data.path={directory}", f"data.tokenizer_path={lego_tokenizer}", *RUN]))
+        resolve_run(
+            load_config(
+                None,
+                [
+                    "data.source=parquet",
+                    f"data.parquet.path={directory}",
+                    f"data.tokenizer_path={lego_tokenizer}",
+                    *RUN,
+                ],
+            )
+        )
     with pytest.raises(ValueError, match="vocab_size=100 but the tokenizer has 320 tokens"):
-        resolve_run(load_config(None, [f"data.path={directory}", "model.overrides={vocab_size: 100}", *RUN]))
+        resolve_run(
+            load_config(
+                None,
+                ["data.source=parquet", f"data.parquet.path={directory}", "model.overrides={vocab_size: 100}", *RUN],
+            )
+        )
 
 
 def test_a_sequence_length_that_cuts_synthetic_samples_is_refused_before_ray():
     from skillit_ray.config.job import load_config
     from skillit_ray.train.resolve import resolve_run
 
-    resolved, _ = resolve_run(load_config(None, ["data.lego_num_variables=5"]))
+    resolved, _ = resolve_run(load_config(None, ["data.lego.num_variables=5"]))
     longest = resolved.data.sequence_length  # auto: the longest sampled row, rounded up to a multiple of 8
     with pytest.raises(ValueError, match=r"data.sequence_length=24 is shorter than the longest sampled lego sample"):
-        resolve_run(load_config(None, ["data.lego_num_variables=5", "data.sequence_length=24"]))
-    assert resolve_run(load_config(None, ["data.lego_num_variables=5", f"data.sequence_length={longest}"]))
+        resolve_run(load_config(None, ["data.lego.num_variables=5", "data.sequence_length=24"]))
+    assert resolve_run(load_config(None, ["data.lego.num_variables=5", f"data.sequence_length={longest}"]))

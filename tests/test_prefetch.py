@@ -41,7 +41,7 @@ def test_prefetching_changes_no_row_no_position_and_no_trajectory(tmp_path, requ
     extra = []
     if source == "parquet":
         request.getfixturevalue("ray_local")
-        extra = ["data.source=parquet", f"data.path={request.getfixturevalue('lego_dataset')}"]
+        extra = ["data.source=parquet", f"data.parquet.path={request.getfixturevalue('lego_dataset')}"]
     runs = {}
     for prefetch in (True, False):
         config = small_config(tmp_path, f"run.name=prefetch-{prefetch}", f"data.prefetch_batches={prefetch}", *extra)

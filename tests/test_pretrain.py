@@ -23,6 +23,7 @@ from skillit_ray.skills.lego import solve_lego
 from skillit_ray.skills.registry import get_skill_generator
 from skillit_ray.skills.tokenizer import build_tokenizer
 from skillit_ray.train.checkpoint import newest_whole_checkpoint
+from skillit_ray.train.preflight import check_config
 
 
 def _clauses(prompt: str) -> dict[str, str]:
@@ -52,10 +53,12 @@ def test_lookup_answers_are_the_asked_chains_root_and_the_words_are_legos(num_ch
 
 
 def test_lookup_options_out_of_range_name_the_key():
-    with pytest.raises(ValueError, match="data.lookup_num_chains=1 must be >= 2"):
-        load_config(None, ["data.source=lookup", "data.lookup_num_chains=1"])
-    with pytest.raises(ValueError, match="lookup_num_chains \\* lego_num_variables <= 26"):
-        load_config(None, ["data.source=lookup", "data.lookup_num_chains=6", "data.lego_num_variables=5"])
+    with pytest.raises(ValueError, match="data.lookup.num_chains=1 must be >= 2"):
+        check_config(load_config(None, ["data.source=lookup", "data.lookup.num_chains=1"]))
+    with pytest.raises(ValueError, match="data.lookup.num_chains \\* data.lookup.num_variables <= 26"):
+        check_config(
+            load_config(None, ["data.source=lookup", "data.lookup.num_chains=6", "data.lookup.num_variables=5"])
+        )
 
 
 def test_an_existing_out_is_refused_before_ray_starts(tmp_path, monkeypatch, capsys):
@@ -76,7 +79,7 @@ def test_pretrain_saves_the_final_weights_and_lego_continues_from_them(ray_local
     from skillit_ray.train.pretrain import pretrain
 
     config = load_config(None, [
-        "data.source=lookup", "data.lego_num_variables=3", "data.num_val_per_skill=10", "model.size=tiny",
+        "data.source=lookup", "data.lookup.num_variables=3", "data.num_val_per_skill=10", "model.size=tiny",
         "train.steps=4", "train.batch_size=8", "train.eval_every_n_steps=2", "train.warmup_steps=1",
         "mixture.strategy=stratified", "mixture.num_rounds=1", f"run.storage_path={tmp_path}", "run.name=base",
     ])  # fmt: skip

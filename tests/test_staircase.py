@@ -51,7 +51,7 @@ def test_bad_options_are_rejected(options):
 def test_config_selects_the_staircase_source():
     config = load_config(
         None,
-        ["data.source=staircase", "data.staircase_num_skills=3", "data.staircase_chain_length=6",
+        ["data.source=staircase", "data.staircase.num_skills=3", "data.staircase.chain_length=6",
          "data.num_val_per_skill=20"],
     )  # fmt: skip
     setup = resolve_skills(config)

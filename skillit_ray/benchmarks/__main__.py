@@ -20,7 +20,7 @@ trial pays a process start-up), and the runs batched into one trial per slot (`g
 start-up paid once per slot), with one slot per core.
 
 `many-skills`: writes N small text skills as parquet (2 part files each) and times one stratified
-`run_training` over them end to end; compare `--set data.parquet_reader=ray_data` and `=arrow`.
+`run_training` over them end to end; compare `--set data.parquet.reader=ray_data` and `=arrow`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def graph_speedup(overrides: list[str]) -> dict:
     storage = tempfile.mkdtemp(prefix="skillit-graph-benchmark-")
     config = load_config(
         None,
-        ["data.lego_num_variables=3", "data.sequence_length=24", "graph.steps=60", "graph.measure_at_step=0",
+        ["data.lego.num_variables=3", "data.sequence_length=24", "graph.steps=60", "graph.measure_at_step=0",
          "train.batch_size=16", "data.num_val_per_skill=50", "graph.cpus_per_trial=1", f"run.storage_path={storage}",
          "run.name=graph-benchmark"] + overrides,
     )  # fmt: skip
@@ -107,27 +107,28 @@ def write_text_skills(root: str, num_skills: int, rows_per_part: int = 30, parts
 
 def many_skills(num_skills: int, overrides: list[str]) -> dict:
     from skillit_ray.data.sources.registry import resolve_skills
+    from skillit_ray.data.streams import resolved_reader
     from skillit_ray.train.launch import connect_ray, run_training
 
     dataset = tempfile.mkdtemp(prefix="skillit-many-skills-")
     write_text_skills(dataset, num_skills)
     config = load_config(
         None,
-        ["data.source=parquet", f"data.path={dataset}", "data.sequence_length=16", "model.size=tiny",
+        ["data.source=parquet", f"data.parquet.path={dataset}", "data.sequence_length=16", "model.size=tiny",
          "train.steps=30", "train.batch_size=64", "train.eval_every_n_steps=30", "mixture.num_rounds=3",
          "mixture.strategy=stratified", "data.num_val_per_skill=4", "scaling.num_workers=2",
          f"run.storage_path={tempfile.mkdtemp(prefix='skillit-many-skills-runs-')}", "run.name=many-skills"]
         + overrides,
     )  # fmt: skip
     setup = resolve_skills(config)
-    reader = config.data.reader_for(len(setup.train_skills))
+    reader = resolved_reader(setup.options["reader"], len(setup.train_skills))
     connect_ray(config)
     started = time.perf_counter()
     run_training(config)
     return {
         "benchmark": "many-skills",
         "num_skills": num_skills,
-        "reader": reader if config.data.parquet_split == "files" else "arrow (positions)",
+        "reader": reader if setup.options["split"] == "files" else "arrow (positions)",
         "num_workers": config.scaling.num_workers,
         "steps": config.train.steps,
         "batch_size": config.train.batch_size,
@@ -145,7 +146,7 @@ def data_path(out: str, report: str) -> dict:
     from skillit_ray.data.storage import write_file
 
     overrides = prepare_data(SETTINGS["full"]["text"], Path(out) / "data", "full")
-    prepared = next(override.split("=", 1)[1] for override in overrides if override.startswith("data.path="))
+    prepared = next(override.split("=", 1)[1] for override in overrides if override.startswith("data.parquet.path="))
     result = data_path_benchmark(prepared)
     write_file(report, "# Data path: tokens/s delivered to a training worker\n\n"
                "`python -m skillit_ray.benchmarks data-path` (skillit_ray/data_benchmark.py), "

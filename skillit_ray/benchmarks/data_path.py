@@ -11,7 +11,7 @@ GPT-2 124M at 307k tokens/s (one H100, measured; reference/ray-notes.md) would n
 
 Ray Data at 100 and 1,000 skills is not run: one Ray Data pipeline per skill per worker spends the
 machine on task start-up (200 skills did not finish 30 steps in 15 minutes, `benchmark many-skills`),
-which is why `data.parquet_reader=auto` reads with pyarrow above `config.RAY_DATA_MAX_SKILLS`.
+which is why `data.parquet.reader=auto` reads with pyarrow above `config.RAY_DATA_MAX_SKILLS`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _config(dataset: Path, reader: str):
     from skillit_ray.config.job import load_config
 
     return load_config(None, [
-        "data.source=parquet", f"data.path={dataset}", f"data.parquet_reader={reader}",
+        "data.source=parquet", f"data.parquet.path={dataset}", f"data.parquet.reader={reader}",
         f"data.sequence_length={SEQUENCE_LENGTH}", "data.pack_sequences=true", "data.num_val_per_skill=1",
         f"train.batch_size={BATCH_ROWS}", "mixture.strategy=stratified", "model.size=tiny",
     ])  # fmt: skip

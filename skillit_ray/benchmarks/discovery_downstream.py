@@ -73,8 +73,8 @@ def _config(table: Path, storage: Path, name: str, extra: list[str]):
     train = [skill for skill in skills if not skill.startswith("eval_")]
     evaluate = [skill for skill in skills if skill.startswith("eval_")]
     return load_config(None, [
-        *TRAINING, "data.source=table", f"data.path={table}", "data.prompt_column=prompt",
-        "data.answer_column=answer", f"data.train_skills={json.dumps(train)}",
+        *TRAINING, "data.source=table", f"data.table.path={table}", "data.table.prompt_column=prompt",
+        "data.table.answer_column=answer", f"data.train_skills={json.dumps(train)}",
         f"data.eval_skills={json.dumps(evaluate)}",
         "mixture.setting=out_of_domain", f"data.tokenizer_path={storage / 'discovered' / 'tokenizer'}",
         f"run.storage_path={storage}", f"run.name={name}", *extra,

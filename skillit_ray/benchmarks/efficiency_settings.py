@@ -44,14 +44,14 @@ TEXT_SKILLS = ["c_headers", "configs", "licenses", "package_docs", "python"]
 # ----------------------------------------------------------------------------- shared pieces
 
 PAPER_LEGO = (
-    "data.source=lego", "data.lego_num_variables=5", "model.size=tiny", "train.batch_size=32",
+    "data.source=lego", "data.lego.num_variables=5", "model.size=tiny", "train.batch_size=32",
     "train.learning_rate=1e-3", "mixture.num_rounds=6", "mixture.window=3", "mixture.eta=0.5",
     "mixture.graph=[[1,0,0,0,0],[1,1,1,1,0],[0,0,1,0,0],[0,0,0,1,0],[0,0,0,0,1]]",
     "mixture.graph_preprocessing=paper_binary",
 )  # fmt: skip
 """LEGO as the paper runs it (`scripts/lego/pt/skillit.sh`): its graph, eta, T and window; from scratch here."""
 PAPER_ADDITION = (
-    "data.source=addition", "data.addition_num_digits=3", "model.size=tiny", "train.batch_size=32",
+    "data.source=addition", "data.addition.num_digits=3", "model.size=tiny", "train.batch_size=32",
     "train.learning_rate=1e-3", "mixture.num_rounds=5", "mixture.window=3", "mixture.eta=0.1",
     "mixture.graph=[[1,0,0],[1,1,0],[0,0,1]]", "mixture.graph_preprocessing=paper_binary",
 )  # fmt: skip
@@ -62,8 +62,8 @@ TEXT = (
 """Real text: tiny GPT-2, 128-token packed rows, batch 16 (2,048 tokens a step), bf16 autocast on CPU, one
 round per evaluation."""
 STAIRCASE = (
-    "data.source=staircase", "data.staircase_num_skills=4", "data.staircase_chain_length=12",
-    "data.staircase_negation_probability=0.25", "model.size=tiny", "train.batch_size=32",
+    "data.source=staircase", "data.staircase.num_skills=4", "data.staircase.chain_length=12",
+    "data.staircase.negation_probability=0.25", "model.size=tiny", "train.batch_size=32",
     "train.learning_rate=1e-3", "mixture.num_rounds=6", "mixture.window=3",
 )  # fmt: skip
 
@@ -103,7 +103,7 @@ def _text_settings(steps: int, eval_every: int, graph_steps: int, grid: tuple[fl
     # Aioli's sub-rounds: 30 rounds of steps / 30, 10 per update (5 probes, 5 on the learned mixture)
     rounds = min(30, steps)
     aioli = ("mixture.strategy=aioli", "mixture.eta=0.2", f"mixture.num_rounds={rounds}",
-             f"mixture.aioli_rounds_per_update={10 if rounds >= 20 else 6}")  # fmt: skip
+             f"mixture.aioli.rounds_per_update={10 if rounds >= 20 else 6}")  # fmt: skip
     pretraining = {**every_strategy(None), "aioli": aioli}
     # one evaluation column: the drop shared by the training skills is the column mean, not a row minimum
     one_column = (f"graph.steps={graph_steps}", "graph.common_drop=column_mean")
@@ -199,6 +199,6 @@ def prepare_data(setting: Setting, directory: Path, profile: str) -> list[str]:
     wanted = names if "data.train_skills" not in " ".join(setting.overrides) else TEXT_SKILLS[:4]
     shares = [tokens[names.index(name)] / sum(tokens[names.index(other)] for other in wanted) for name in wanted]
     return [
-        "data.source=parquet", f"data.path={prepared}",
+        "data.source=parquet", f"data.parquet.path={prepared}",
         f"mixture.proportions=[{', '.join(f'{share:.4f}' for share in shares)}]",
     ]  # fmt: skip

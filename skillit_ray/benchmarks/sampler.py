@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from skillit_ray.mixture.update import SkillitUpdate, _as_graph
+from skillit_ray.mixture.update import SkillitUpdate, as_graph
 
 UPDATE_SIZES = (10, 100, 1_000, 10_000)
 WORKER_COUNTS = (1, 8, 64)
@@ -30,7 +30,7 @@ WORKER_COUNTS = (1, 8, 64)
 
 def _baseline_weights(graph: np.ndarray, history: list[np.ndarray], eta: float, window: int) -> np.ndarray:
     """The update as `skillit_weights` computed it before `SkillitUpdate`: checks and float64 every call."""
-    matrix = _as_graph(graph)
+    matrix = as_graph(graph)
     aggregated = np.asarray(history[-window:], dtype=np.float64).sum(axis=0)
     logits = eta * (matrix @ aggregated)
     weights = np.exp(logits - logits.max())
@@ -73,7 +73,7 @@ def publish_times(worker_counts=WORKER_COUNTS, num_skills: int = 100, rounds: in
     """Per worker count: median and max ms from rank 0's evaluation report to every worker holding the round."""
     import ray
 
-    from skillit_ray.mixture.registry import SkillItMixture
+    from skillit_ray.mixture.strategies.skillit import SkillItMixture
     from skillit_ray.train.sampler import ActorSamplerClient, MixtureSampler
 
     @ray.remote(num_cpus=0)

@@ -37,7 +37,7 @@ from typing import Any
 from skillit_ray.config.job import JobConfig, load_config
 
 THROUGHPUT_DEFAULTS = [
-    "data.lego_num_variables=5",
+    "data.lego.num_variables=5",
     "data.sequence_length=40",
     "model.size=small",
     "train.steps=200",

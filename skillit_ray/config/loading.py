@@ -1,9 +1,16 @@
-"""Generic loading of typed dataclass configs: nested dicts, YAML files and `--set a.b=c` overrides.
+"""Typed configuration loading: nested mappings, YAML files and `--set a.b=c` into trees of dataclasses.
 
-Role in the flow: used by `config.py` (which defines the project's sections) and nothing else. It
-knows no project type: it turns a nested mapping into a tree of dataclasses, rejecting unknown keys
-(the error lists the valid ones) and wrong types (the error names the dotted key), and it reads each
-field's docstring (the string literal under the field, as `config.py` writes them) for `skillit-ray keys`.
+Role in the flow: the mechanism under `config/job.py` (which names the sections); it knows no project
+type. A mapping becomes a dataclass tree with unknown keys refused (the error lists the valid keys,
+or names the new key of one that moved) and wrong types refused (the error names the dotted key).
+
+Option sections. A section may hand part of its keys to the stage that owns them: a dataclass with a
+class attribute `OPTION_SECTIONS = "options"` keeps every unknown key whose value is a mapping in that
+dict field, untyped (`data.parquet.*`, `mixture.aioli.*`); the owner types them later with
+`build_dataclass(TheirOptions, raw, "data.parquet.")`, the same checks and messages. Config never
+imports its owners: a source or a strategy is one module in its own stage.
+
+Field docs: the string literal written under a field is its documentation (`skillit-ray keys`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ValueError(message) unless the condition holds (every config check goes through here)."""
+    if not condition:
+        raise ValueError(message)
+
+
+def choice(key: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
+    """`value` must be one of `choices`; the error names the key and lists them."""
+    require(value in choices, f"{key}={value!r} is not valid; choose one of {', '.join(choices)}")
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -61,20 +79,30 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
 
 
 def build_dataclass(cls: type, raw: Any, prefix: str = "") -> Any:
-    """An instance of dataclass `cls` from a nested mapping, rejecting unknown keys and wrong types."""
+    """An instance of dataclass `cls` from a nested mapping, refusing unknown keys and wrong types."""
     where = prefix.rstrip(".") or "top level"
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ValueError(f"{where} must be a mapping of keys, got {raw!r}")
     hints = typing.get_type_hints(cls)
-    field_names = [item.name for item in dataclasses.fields(cls)]
+    sections_field = getattr(cls, "OPTION_SECTIONS", None)
+    field_names = [item.name for item in dataclasses.fields(cls) if item.name != sections_field]
     unknown = sorted(set(raw) - set(field_names))
+    sections = {key: raw[key] or {} for key in unknown if sections_field and isinstance(raw[key], dict | None)}
+    unknown = [key for key in unknown if key not in sections]
     if unknown:
+        moved = getattr(cls, "MOVED_KEYS", {})
+        hints_text = "; ".join(f"{prefix}{key} is now {moved[key]}" for key in unknown if key in moved)
         raise ValueError(
-            f"unknown key(s) {', '.join(prefix + k for k in unknown)} in {where}; valid keys: {', '.join(field_names)}"
+            f"unknown key(s) {', '.join(prefix + k for k in unknown)} in {where}"
+            + (f" ({hints_text})" if hints_text else "")
+            + f"; valid keys: {', '.join(field_names)}"
+            + (f", or a mapping of options ({prefix}<name>.*)" if sections_field else "")
         )
     values = {name: _coerce(hints[name], raw[name], prefix + name) for name in field_names if name in raw}
+    if sections_field:
+        values[sections_field] = sections
     return cls(**values)
 
 
@@ -120,23 +148,41 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
     raise TypeError(f"unsupported config annotation {annotation} for {key}")  # our bug, not the user's
 
 
-def dotted_keys(cls: type, prefix: str = "") -> list[str]:
-    """Every dotted key of a dataclass tree, in declaration order."""
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for item in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[item.name]):
-            keys.extend(dotted_keys(hints[item.name], prefix + item.name + "."))
+def as_mapping(instance: Any) -> dict[str, Any]:
+    """A dataclass tree as the nested mapping it was built from (option sections back in their section)."""
+    mapping = {}
+    sections_field = getattr(type(instance), "OPTION_SECTIONS", None)
+    for item in dataclasses.fields(instance):
+        value = getattr(instance, item.name)
+        if item.name == sections_field:
+            mapping.update({name: dict(options) for name, options in value.items()})
+        elif dataclasses.is_dataclass(value):
+            mapping[item.name] = as_mapping(value)
         else:
-            keys.append(prefix + item.name)
-    return keys
+            mapping[item.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else _copy(value)
+    return mapping
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
+def is_path_key(key: str) -> bool:
+    """Keys that name a file or directory: `path` and `*_path` (relative values become absolute on load)."""
+    return key == "path" or key.endswith("_path")
 
 
 def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """(dotted key, type, default, docstring) of every leaf field of a dataclass tree."""
+    """(dotted key, type, default, docstring) of every leaf field of a dataclass tree (option sections left out)."""
     rows = []
     hints, docstrings, defaults = typing.get_type_hints(cls), field_docstrings(cls), cls()
     for item in dataclasses.fields(cls):
+        if item.name == getattr(cls, "OPTION_SECTIONS", None):
+            continue
         annotation = hints[item.name]
         if dataclasses.is_dataclass(annotation):
             rows.extend(describe_fields(annotation, prefix + item.name + "."))

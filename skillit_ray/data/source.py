@@ -1,25 +1,30 @@
 """The source interface of the data layer: what every kind of skill data provides.
 
-Role in the flow: config -> sources (`sources.py` resolves the skills and picks the source) ->
-**interface** -> streams/assembly. `SkillSetup` is the resolved, plain-data description of a run's
+Role in the flow: config -> sources (`sources/registry.py` picks the source and resolves the skills)
+-> **source** -> streams/assembly. `SkillSetup` is the resolved, plain-data description of a run's
 skills that the driver sends to every worker; `SkillSource` is what a worker asks for the tokenizer,
-one training stream per skill, the fixed validation sets and curriculum pool items;
-`ValidationSet` is one evaluation skill's held-out data.
+one training stream per skill, the fixed validation sets and curriculum pool items; `ValidationSet`
+is one evaluation skill's held-out data.
+
+A source is one module in `sources/` with one `SkillSource` subclass: its `names` (the
+`data.source` values it serves), its `Options` dataclass (`data.<name>.*`, typed and checked by the
+registry with the config's own loader) and the methods below. The registry finds it there.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from skillit_ray.config.job import JobConfig
+from skillit_ray.data.tokens import encode_prompt_answer, encode_texts
 from skillit_ray.skills.base import Sample
-
-if TYPE_CHECKING:
-    from skillit_ray.config.job import JobConfig
+from skillit_ray.skills.evaluate import encode_answer_queries
 
 
 @dataclass
@@ -27,15 +32,17 @@ class SkillSetup:
     """Resolved skill lists and where their data lives; the same on the driver and every worker."""
 
     kind: str
-    """Key of `SOURCES`: which source class serves the data."""
+    """The `data.source` value: which source serves the data."""
     family: str
-    """The data family: "lego" or "addition" for generators, the manifest's source for datasets."""
+    """The data family: the generator family, or the manifest's source for a prepared directory."""
     train_skills: list[str]
     eval_skills: list[str]
     all_skills: list[str]
     dataset_path: str = ""
     tokenizer_path: str = ""
     generator_options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    """The source's typed options (`data.<kind>.*`) as plain values, defaults filled in."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -57,17 +64,35 @@ class ValidationSet:
     """With token rows: True at the tokens that are scored (the answers of prompt/answer text)."""
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """A source without options of its own."""
+
+
 class SkillSource(abc.ABC):
     """The data of one run's skills. Subclasses implement `describe` (driver) and the worker methods."""
 
-    kind: ClassVar[str]
+    names: ClassVar[tuple[str, ...]] = ()
+    """The `data.source` values this class serves; the options of each are `data.<name>.*`."""
+    Options: ClassVar[type] = NoOptions
 
     def __init__(self, setup: SkillSetup) -> None:
         self.setup = setup
+        self.options = self.options_class(setup.kind)(**setup.options)
+
+    @classmethod
+    def options_class(cls, name: str) -> type:
+        """The dataclass of `data.<name>.*`."""
+        return cls.Options
+
+    @classmethod
+    def check_options(cls, options: Any, config: JobConfig) -> None:
+        """Checks of the typed options against the rest of the config (before Ray starts); none by default."""
+        return None
 
     @classmethod
     @abc.abstractmethod
-    def describe(cls, config: JobConfig) -> dict[str, Any]:
+    def describe(cls, config: JobConfig, options: Any) -> dict[str, Any]:
         """`SkillSetup` fields this source knows before skills are chosen: family, all_skills (ordered),
         dataset_path, tokenizer_path, generator_options."""
 
@@ -81,7 +106,7 @@ class SkillSource(abc.ABC):
 
     @abc.abstractmethod
     def open_stream(self, skill: str, tokenizer, config: JobConfig, rank: int, world_size: int):
-        """This rank's training stream of one skill (`streams.py`)."""
+        """This rank's training stream of one skill: `take(count, first_global_index) -> token rows`."""
 
     @abc.abstractmethod
     def validation_set(self, skill: str, tokenizer, config: JobConfig) -> ValidationSet:
@@ -96,14 +121,20 @@ class SkillSource(abc.ABC):
         reader = self.pool_reader(skill, count, config)
         return [reader(index) for index in range(count)]
 
+    def packs_text(self) -> bool:
+        """Whether plain text from this source may be packed into full rows (`data.pack_sequences` unset)."""
+        return True
+
+
+def options_as_dict(options: Any) -> dict[str, Any]:
+    """Typed options as the plain mapping a `SkillSetup` carries to the workers."""
+    return dataclasses.asdict(options)
+
 
 def validation_from_items(skill: str, items: list[Sample | str], tokenizer, sequence_length: int) -> ValidationSet:
     """A validation set from held-out items: texts are scored on every token; prompt/answer samples by
     answer-token loss and accuracy when every answer is one token (the synthetic skills), else on the
     answer tokens of the jointly tokenized text."""
-    from skillit_ray.data.tokens import encode_prompt_answer, encode_texts
-    from skillit_ray.skills.evaluate import encode_answer_queries
-
     if not items or not isinstance(items[0], Sample):
         return ValidationSet(skill, token_rows=encode_texts(tokenizer, list(items), sequence_length))
     try:

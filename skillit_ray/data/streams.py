@@ -1,22 +1,18 @@
-"""Per-skill streams and batch assembly from exact quotas.
+"""The parquet streams of a prepared directory: per-skill token rows read from part files.
 
-Role in the flow: tokens -> **streams** -> sources -> assembly. A source (`sources.py`) opens one
-stream per training skill on every worker; `assembly.BatchAssembler` takes each step's per-skill
-counts from them. Nothing here talks to the sampler actor.
+Role in the flow: tokens -> **streams** -> the parquet source (`sources/parquet.py`) -> assembly. The
+source opens one stream per training skill on every worker; `assembly.BatchAssembler` takes each
+step's per-skill counts from them (`take(count, first_global_index) -> token rows`). Nothing here
+talks to the sampler actor. The source's options (`data.parquet.*`) arrive in the `SkillSetup`.
 
-Three kinds of stream, one interface (`take(count, first_global_index) -> token rows`):
-
-* `GeneratorSkillStream` (LEGO/addition on the fly): sample i of a skill is a pure function of
-  (seed, skill, i), and each rank takes a disjoint slice of the global positions of the step, so the
-  global batch, and therefore the run, does not depend on the number of workers.
-* `ParquetSkillStream` (`data.parquet_split=files`, the default): this rank's part files of one
+* `ParquetSkillStream` (`data.parquet.split=files`, the default): this rank's part files of one
   skill (`part_index % world_size == rank`), read in a seeded order per epoch through a seeded
   shuffle buffer, by one of two interchangeable readers (`PARQUET_READERS`): a Ray Data
   read_parquet -> map_batches pipeline, or pyarrow in the worker (above
-  `config.RAY_DATA_MAX_SKILLS` skills, where hundreds of pipelines would spend the machine starting
+  `RAY_DATA_MAX_SKILLS` skills, where hundreds of pipelines would spend the machine starting
   tasks). A skill that runs out starts a new epoch and logs it. Its position (epoch, rows consumed)
   is checkpointed; with another number of workers the skill restarts its current epoch (logged).
-* `PositionalParquetSkillStream` (`data.parquet_split=positions`): the skill's rows as one seeded
+* `PositionalParquetSkillStream` (`data.parquet.split=positions`): the skill's rows as one seeded
   sequence addressed by global position, like the generator streams, so runs and resumes do not
   depend on the number of workers; each rank reads the text column forward and tokenizes only its
   own rows.
@@ -27,48 +23,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from skillit_ray.config.job import JobConfig
+from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.tokens import encode_texts, epoch_part_order, tokenize_text_batch
-from skillit_ray.skills.registry import get_skill_generator
-
-if TYPE_CHECKING:
-    from skillit_ray.config.job import JobConfig
-    from skillit_ray.data.source import SkillSetup
 
 logger = logging.getLogger(__name__)
+
+RAY_DATA_MAX_SKILLS = 32
+"""Above this many training skills, `data.parquet.reader=auto` reads parquet with pyarrow in the
+worker: hundreds of per-skill Ray Data pipelines per worker spend the machine on task start-up
+(200 skills x 2 workers did not finish 30 steps in 15 minutes on 2 cores)."""
 
 
 def list_parts(directory: Path) -> list[Path]:
     """A skill directory's parquet part files, in name order."""
     return sorted(Path(directory).glob("*.parquet"))
-
-
-# ----------------------------------------------------------------------------- streams
-
-
-class GeneratorSkillStream:
-    """Fresh synthetic samples; sample i of the skill depends only on (seed, skill, i)."""
-
-    def __init__(self, setup: SkillSetup, skill: str, tokenizer, sequence_length: int, seed: int) -> None:
-        self.generator = get_skill_generator(setup.family, **setup.generator_options)
-        self.skill_index = self.generator.skill_names.index(skill)
-        self.tokenizer, self.sequence_length, self.seed = tokenizer, sequence_length, seed
-
-    def take(self, count: int, first_global_index: int) -> np.ndarray:
-        samples = [
-            self.generator.sample_by_index(self.skill_index, first_global_index + offset, self.seed)
-            for offset in range(count)
-        ]
-        return encode_texts(self.tokenizer, [sample.text for sample in samples], self.sequence_length)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}  # positions are global and kept by the assembler
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
 
 
 def arrow_batches(paths: list[str], skill: str, tokenize_options: dict[str, Any], batch_rows: int) -> Iterator[dict]:
@@ -108,7 +81,14 @@ def ray_data_batches(paths: list[str], skill: str, tokenize_options: dict[str, A
 
 
 PARQUET_READERS: dict[str, Callable[..., Iterator[dict]]] = {"ray_data": ray_data_batches, "arrow": arrow_batches}
-"""`data.parquet_reader` -> reader; without packing both yield the same rows in the same order."""
+"""`data.parquet.reader` -> reader; without packing both yield the same rows in the same order."""
+
+
+def resolved_reader(reader: str, num_train_skills: int) -> str:
+    """The parquet reader a worker uses: `data.parquet.reader`, with "auto" resolved by the skill count."""
+    if reader != "auto":
+        return reader
+    return "ray_data" if num_train_skills <= RAY_DATA_MAX_SKILLS else "arrow"
 
 
 class ParquetSkillStream:
@@ -126,10 +106,10 @@ class ParquetSkillStream:
         self.skill, self.tokenizer, self.rank, self.world_size = skill, tokenizer, rank, world_size
         self.sequence_length = config.data.sequence_length
         self.pack = bool(config.data.pack_sequences)
-        self.text_column = config.data.text_column
-        self.shuffle_buffer_rows = config.data.shuffle_buffer_rows
+        self.text_column = setup.options["text_column"]
+        self.shuffle_buffer_rows = setup.options["shuffle_buffer_rows"]
         self.seed = config.train.seed
-        self.reader = config.data.reader_for(len(setup.train_skills))
+        self.reader = resolved_reader(setup.options["reader"], len(setup.train_skills))
         parts = list_parts(Path(setup.dataset_path) / "train" / skill)
         self.parts = [part for index, part in enumerate(parts) if index % world_size == rank]
         if not self.parts:
@@ -239,7 +219,7 @@ class PositionalParquetSkillStream:
 
     Position g of the skill is row g % n of epoch g // n (n = the skill's rows). An epoch is the
     part files in a seeded order (seed, epoch), rows in file order, permuted within consecutive
-    windows of `data.shuffle_buffer_rows` rows by (seed, epoch, window). A rank's positions only
+    windows of `data.parquet.shuffle_buffer_rows` rows by (seed, epoch, window). A rank's positions only
     grow, so each rank reads the text column forward once per epoch (pyarrow, in this process),
     keeps the current window, and tokenizes just the rows it was dealt. Nothing per rank needs
     checkpointing: the assembler's global positions say where every skill is.
@@ -249,8 +229,8 @@ class PositionalParquetSkillStream:
         import pyarrow.parquet as pq
 
         self.skill, self.tokenizer = skill, tokenizer
-        self.sequence_length, self.text_column = config.data.sequence_length, config.data.text_column
-        self.seed, self.window_rows = config.train.seed, max(1, config.data.shuffle_buffer_rows)
+        self.sequence_length, self.text_column = config.data.sequence_length, setup.options["text_column"]
+        self.seed, self.window_rows = config.train.seed, max(1, setup.options["shuffle_buffer_rows"])
         self.parts = list_parts(Path(setup.dataset_path) / "train" / skill)
         self.num_rows = sum(pq.read_metadata(str(part)).num_rows for part in self.parts)
         self.epoch, self._texts, self._next_window = -1, None, 0

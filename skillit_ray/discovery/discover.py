@@ -178,10 +178,10 @@ def short_run_config(options: DiscoverOptions, work: Path, tokenizer_path: str) 
             raw[section].update(values)
         else:
             raw[section] = values
-    fixed = {"data.source": "table", "data.path": str(work / "rows.parquet"), "data.skill_column": "skill",
-             "data.text_column": "text", "data.tokenizer_path": tokenizer_path,
-             "data.prompt_column": "prompt" if options.prompt_column else "",
-             "data.answer_column": "answer" if options.prompt_column else "",
+    fixed = {"data.source": "table", "data.table.path": str(work / "rows.parquet"), "data.table.skill_column": "skill",
+             "data.table.text_column": "text", "data.tokenizer_path": tokenizer_path,
+             "data.table.prompt_column": "prompt" if options.prompt_column else "",
+             "data.table.answer_column": "answer" if options.prompt_column else "",
              "data.train_skills": "[]", "data.eval_skills": "[]",
              "train.steps": options.steps, "train.eval_every_n_steps": options.steps,
              "train.checkpoint_every_n_steps": max(1, options.steps // options.checkpoints)}  # fmt: skip

@@ -4,9 +4,7 @@ Role in the flow: mixture -> **quotas** -> plans -> train loop. A round's mixtur
 exact integer per-skill counts (`round_quotas`, largest remainder), a shuffled sequence of skill
 indices for the round (`round_skill_schedule`, seeded by (seed, round)) and, per step, per-rank
 per-skill counts (`split_quotas_across_ranks`), so every rank computes the same split without
-communication. The sample-level curriculum uses the same seeded machinery to pick its pool
-(`curriculum_pool_skills`, the imbalanced Random pool) and each round's paced pool positions
-(`curriculum_round_indices`, the official curriculum trainer's pacing).
+communication.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from typing import Any
 import numpy as np
 
 
-def _as_weights(weights: Any, name: str, length: int | None = None, allow_zero: bool = True) -> np.ndarray:
+def as_weights(weights: Any, name: str, length: int | None = None, allow_zero: bool = True) -> np.ndarray:
     array = np.asarray(weights, dtype=np.float64)
     if array.ndim != 1 or array.size < 1:
         raise ValueError(f"{name} must be a non-empty 1-D list of weights, got shape {array.shape}")
@@ -33,7 +31,7 @@ def _as_weights(weights: Any, name: str, length: int | None = None, allow_zero: 
 
 def normalize(weights: Any, name: str = "weights") -> np.ndarray:
     """Non-negative finite weights with a positive sum, scaled to sum to 1."""
-    array = _as_weights(weights, name)
+    array = as_weights(weights, name)
     return array / array.sum()
 
 
@@ -123,54 +121,3 @@ def step_rank_quotas(
     sequence = round_skill_schedule(quotas, seed, round_index)
     step_indices = sequence[step_in_round * batch_size : (step_in_round + 1) * batch_size]
     return split_quotas_across_ranks(step_indices, len(quotas), world_size)
-
-
-# ----------------------------------------------------------------------------- sample-level curriculum pool and pacing
-
-
-def curriculum_pool_skills(proportions: Any, pool_size: int, seed: int) -> np.ndarray:
-    """Skill of each position of the curriculum's sample pool, in a seeded random order.
-
-    The pool holds exactly `round_quotas(proportions, pool_size)` samples per skill (the official
-    curriculum trainer scores "the same imbalanced pool as Random"); its order only matters for
-    ties in the loss sort, and it is a pure function of (proportions, pool_size, seed).
-    """
-    if pool_size < 1:
-        raise ValueError(f"the curriculum pool needs at least one sample (pool_size={pool_size})")
-    sequence = np.repeat(np.arange(len(proportions)), round_quotas(proportions, pool_size))
-    seeded_rng(seed, 0xC0C0).shuffle(sequence)
-    return sequence
-
-
-def curriculum_round_indices(
-    sample_losses: Any,
-    num_rounds: int,
-    samples_per_round: int,
-    num_epochs: int,
-    seed: int,
-    anticurriculum: bool = False,
-) -> list[np.ndarray]:
-    """Sample-level (anti)curriculum: which pool samples each round trains on (reference section 2).
-
-    The pool is sorted by the initial model's per-sample loss (easy -> hard, or reversed). Pacing
-    g(r) = (r + 1) * n / M: round r draws `samples_per_round` samples without replacement from the
-    first g(r) samples of the order (M = `num_epochs`, clipped to the pool), as
-    `trainer/curriculum_trainer.py` does. Deterministic in seed.
-    """
-    losses = np.asarray(sample_losses, dtype=np.float64)
-    if losses.ndim != 1 or losses.size == 0 or not np.all(np.isfinite(losses)):
-        raise ValueError("sample_losses must be a non-empty finite 1-D array (one loss per pool sample)")
-    if num_rounds < 1 or num_epochs < 1 or samples_per_round < 1:
-        raise ValueError("num_rounds, num_epochs and samples_per_round must all be >= 1")
-    order = np.argsort(losses, kind="stable")
-    if anticurriculum:
-        order = order[::-1].copy()
-    pool_size = losses.size
-    selections = []
-    for round_index in range(num_rounds):
-        available = min(pool_size, max(samples_per_round, (round_index + 1) * pool_size // num_epochs))
-        prefix = order[:available]
-        replace = samples_per_round > prefix.size
-        chosen = seeded_rng(seed, round_index, 0xC0).choice(prefix, size=samples_per_round, replace=replace)
-        selections.append(np.asarray(chosen, dtype=np.int64))
-    return selections

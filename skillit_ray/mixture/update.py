@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from skillit_ray.mixture.quotas import _as_weights
+from skillit_ray.mixture.quotas import as_weights
 
 # ----------------------------------------------------------------------------- validation helpers
 
 
-def _as_graph(graph: Any, num_train_skills: int | None = None, num_eval_skills: int | None = None) -> np.ndarray:
+def as_graph(graph: Any, num_train_skills: int | None = None, num_eval_skills: int | None = None) -> np.ndarray:
     array = np.asarray(graph, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError(
@@ -56,7 +56,7 @@ def paper_binary_graph(graph: Any) -> np.ndarray:
     has diagonal 1 and edges 0.5. Real-valued graphs (NI) pass through unchanged. We never apply this
     silently: configs ask for it with `mixture.graph_preprocessing: paper_binary`.
     """
-    array = _as_graph(graph).copy()
+    array = as_graph(graph).copy()
     rows, columns = np.indices(array.shape)
     array[(rows != columns) & (array == 1.0)] = 0.5
     return array
@@ -76,7 +76,7 @@ class SkillitUpdate:
     """
 
     def __init__(self, graph: Any, eta: float, window: int, reduce: str = "sum", prior: Any = None) -> None:
-        matrix = _as_graph(graph)
+        matrix = as_graph(graph)
         num_train_skills, self.num_eval_skills = matrix.shape
         if not (np.isfinite(eta) and eta > 0):
             raise ValueError(f"eta={eta} must be a finite number > 0")
@@ -87,7 +87,7 @@ class SkillitUpdate:
         prior_array = (
             np.ones(num_train_skills)
             if prior is None
-            else _as_weights(prior, "prior", length=num_train_skills, allow_zero=False)
+            else as_weights(prior, "prior", length=num_train_skills, allow_zero=False)
         )
         self.log_prior = np.log(prior_array)
         self.eta, self.window, self.reduce = float(eta), int(window), reduce

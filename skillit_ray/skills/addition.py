@@ -13,9 +13,11 @@ ones digit (d = 0). The thousands carry is never asked. Example:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
+from skillit_ray.config.loading import require
 from skillit_ray.skills.base import Sample, SkillGenerator
 
 MAX_NUM_DIGITS = 18
@@ -24,13 +26,28 @@ MAX_NUM_DIGITS = 18
 _ADDITION_PATTERN = re.compile(r"^Input: A = ([\d ]+) \+ ([\d ]+) , A (\d+) = \? Output:")
 
 
+@dataclass(frozen=True)
+class AdditionOptions:
+    """`data.addition.*`: the addition skills."""
+
+    num_digits: int = 3
+    """Digits per operand (the paper uses 3); also the number of skills (one per digit of the sum)."""
+
+    def __post_init__(self) -> None:
+        require(
+            1 <= self.num_digits <= MAX_NUM_DIGITS,
+            f"data.addition.num_digits={self.num_digits} must be in 1..{MAX_NUM_DIGITS}",
+        )
+
+
 class AdditionGenerator(SkillGenerator):
     """k-digit addition generator with one skill per digit of the sum."""
 
     family = "addition"
+    Options = AdditionOptions
     validation_seed = 420
 
-    def __init__(self, num_digits: int = 3, num_validation_samples: int = 100) -> None:
+    def __init__(self, num_digits: int = AdditionOptions.num_digits, num_validation_samples: int = 100) -> None:
         """Create a generator.
 
         Args:

@@ -60,12 +60,15 @@ class Sample:
 class SkillGenerator(abc.ABC):
     """Base class for deterministic, infinite per-skill sample streams.
 
-    Subclasses set `family` and `validation_seed`, implement `_draw` and `vocabulary`,
-    and call `__init__` with their number of skills.
+    Subclasses set `family`, `Options` and `validation_seed`, implement `_draw` and `vocabulary`,
+    and call `__init__` with their number of skills. A subclass in a module of this package is a
+    data source by its family name (`data.source: <family>`, options `data.<family>.*`); see `registry.py`.
     """
 
     family: ClassVar[str]
     """Prefix of the skill names; skill i (0-based) is named f"{family}_{i + 1}"."""
+    Options: ClassVar[type]
+    """Dataclass of the generator's options (`data.<family>.*`); its defaults are the constructor's."""
     validation_seed: ClassVar[int]
     """Seed of the fixed validation sets (the official code's value)."""
     deduplicate_validation: ClassVar[bool] = False

@@ -17,9 +17,11 @@ Only the default path-shaped reasoning graph is implemented; the official "tree"
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 
 import numpy as np
 
+from skillit_ray.config.loading import require
 from skillit_ray.skills.base import Sample, SkillGenerator
 
 ALPHABET = list(string.ascii_lowercase)
@@ -29,15 +31,30 @@ ANSWER_SUFFIX = ", "
 OUTPUT_MARKER = ". Output:"
 
 
+@dataclass(frozen=True)
+class LegoOptions:
+    """`data.lego.*`: the LEGO skills."""
+
+    num_variables: int = 5
+    """Chain length k (the paper uses 5); also the number of skills (lego_1 .. lego_k), in 1..26."""
+
+    def __post_init__(self) -> None:
+        require(
+            1 <= self.num_variables <= len(ALPHABET),
+            f"data.lego.num_variables={self.num_variables} must be in 1..26 (one letter per variable)",
+        )
+
+
 class LegoGenerator(SkillGenerator):
     """LEGO chain-reasoning generator with one skill per chain depth."""
 
     family = "lego"
+    Options = LegoOptions
     validation_seed = 42
     # The official generator rejects repeated sentences per skill, validation included.
     deduplicate_validation = True
 
-    def __init__(self, num_variables: int = 5, num_validation_samples: int = 100) -> None:
+    def __init__(self, num_variables: int = LegoOptions.num_variables, num_validation_samples: int = 100) -> None:
         """Create a generator.
 
         Args:

@@ -20,20 +20,47 @@ LEGO's, so the word-level tokenizer, and with it every token id, is the same.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from skillit_ray.config.loading import require
 from skillit_ray.skills.base import Sample, SkillGenerator
 from skillit_ray.skills.lego import ALPHABET, ANSWER_SUFFIX, OUTPUT_MARKER, LegoGenerator
+
+
+@dataclass(frozen=True)
+class LookupOptions:
+    """`data.lookup.*`: the lookup chains (LEGO's words without negation, a pre-training corpus)."""
+
+    num_variables: int = 5
+    """Variables per chain (LEGO's k); also the number of skills."""
+    num_chains: int = 2
+    """Chains per sentence: >= 2, with num_chains x num_variables <= 26 (one letter per variable)."""
+
+    def __post_init__(self) -> None:
+        require(self.num_variables >= 1, f"data.lookup.num_variables={self.num_variables} must be >= 1")
+        require(
+            2 <= self.num_chains and self.num_chains * self.num_variables <= len(ALPHABET),
+            f"data.lookup.num_chains={self.num_chains} must be >= 2 with data.lookup.num_chains * "
+            f"data.lookup.num_variables <= 26 (one letter per variable; num_variables={self.num_variables})",
+        )
 
 
 class LookupGenerator(SkillGenerator):
     """Shuffled copy-only chains with distinct root constants; skill i asks for a variable i - 1 deep."""
 
     family = "lookup"
+    Options = LookupOptions
     validation_seed = 4343
     deduplicate_validation = True
 
-    def __init__(self, num_variables: int = 5, num_chains: int = 2, num_validation_samples: int = 100) -> None:
+    def __init__(
+        self,
+        num_variables: int = LookupOptions.num_variables,
+        num_chains: int = LookupOptions.num_chains,
+        num_validation_samples: int = 100,
+    ) -> None:
         """Create a generator.
 
         Args:

@@ -1,34 +1,34 @@
-"""The registry of synthetic skill families: name -> generator class.
+"""The registry of synthetic skill families: family name -> generator class, found in this package.
 
-Role in the flow: skills -> **registry** -> data (the generator sources, `skillit-ray prepare`).
+Role in the flow: skills -> **registry** -> data (the generator sources: `data.source: lego`, ...,
+`skillit-ray prepare lego`). Every `SkillGenerator` subclass with a `family` in a module of this
+package is registered, so a new family is one module (and its test).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from skillit_ray.skills.addition import AdditionGenerator
+import skillit_ray.skills as skills_package
+from skillit_ray.config.plugins import subclasses_in
 from skillit_ray.skills.base import SkillGenerator
-from skillit_ray.skills.lego import LegoGenerator
-from skillit_ray.skills.lookup import LookupGenerator
-from skillit_ray.skills.staircase import StaircaseGenerator
 
-SKILL_GENERATORS: dict[str, type[SkillGenerator]] = {
-    "lego": LegoGenerator,
-    "addition": AdditionGenerator,
-    "staircase": StaircaseGenerator,
-    "lookup": LookupGenerator,
-}
-"""Registry of generator families by name."""
+
+@cache
+def skill_generators() -> dict[str, type[SkillGenerator]]:
+    """Every generator family by name, in name order."""
+    found = {cls.family: cls for cls in subclasses_in(skills_package, SkillGenerator) if getattr(cls, "family", "")}
+    return dict(sorted(found.items()))
 
 
 def get_skill_generator(name: str, **options: Any) -> SkillGenerator:
     """Build a skill generator by family name.
 
     Args:
-        name: a key of `SKILL_GENERATORS` ("lego", "addition", "staircase", "lookup").
-        **options: Constructor options, e.g. `num_variables` (LEGO), `num_digits`
-            (addition), `num_validation_samples` (both).
+        name: a family of `skill_generators()` ("addition", "lego", "lookup", "staircase").
+        **options: Constructor options: the family's `Options` fields (e.g. `num_variables` for LEGO)
+            and `num_validation_samples`.
 
     Returns:
         The generator.
@@ -36,6 +36,7 @@ def get_skill_generator(name: str, **options: Any) -> SkillGenerator:
     Raises:
         ValueError: If `name` is unknown or an option value is out of range.
     """
-    if name not in SKILL_GENERATORS:
-        raise ValueError(f"unknown skill generator {name!r}; valid names: {sorted(SKILL_GENERATORS)}")
-    return SKILL_GENERATORS[name](**options)
+    generators = skill_generators()
+    if name not in generators:
+        raise ValueError(f"unknown skill generator {name!r}; valid names: {sorted(generators)}")
+    return generators[name](**options)

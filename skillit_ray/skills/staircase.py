@@ -33,9 +33,11 @@ efficiency benchmark's `staircase` setting measures it (docs/RESULTS.md).
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 
 import numpy as np
 
+from skillit_ray.config.loading import require
 from skillit_ray.skills.base import Sample, SkillGenerator
 from skillit_ray.skills.lego import ANSWER_SUFFIX, OUTPUT_MARKER
 
@@ -43,18 +45,42 @@ VARIABLE_NAMES = list(string.ascii_lowercase)
 """Fixed variable names: variable i of the main chain is VARIABLE_NAMES[i]."""
 
 
+@dataclass(frozen=True)
+class StaircaseOptions:
+    """`data.staircase.*`: the staircase chain."""
+
+    num_skills: int = 4
+    """Skills; skill i asks for the i-th variable of the chain."""
+    chain_length: int = 12
+    """Variables per sentence (num_skills <= chain_length <= 26); those after the asked ones are distractors."""
+    negation_probability: float = 0.25
+    """Probability that an asked variable's modifier negates its parent (0 < p <= 0.5)."""
+
+    def __post_init__(self) -> None:
+        require(
+            1 <= self.num_skills <= self.chain_length <= len(VARIABLE_NAMES),
+            f"data.staircase.num_skills={self.num_skills} <= data.staircase.chain_length={self.chain_length} <= 26 "
+            "must hold",
+        )
+        require(
+            0 < self.negation_probability <= 0.5,
+            f"data.staircase.negation_probability={self.negation_probability} must be in (0, 0.5]",
+        )
+
+
 class StaircaseGenerator(SkillGenerator):
     """Ordered, fixed-position LEGO chain; skill i asks for the value of variable i."""
 
     family = "staircase"
+    Options = StaircaseOptions
     validation_seed = 4242
     deduplicate_validation = True
 
     def __init__(
         self,
-        num_skills: int = 4,
-        chain_length: int = 10,
-        negation_probability: float = 0.25,
+        num_skills: int = StaircaseOptions.num_skills,
+        chain_length: int = StaircaseOptions.chain_length,
+        negation_probability: float = StaircaseOptions.negation_probability,
         distractor_negation_probability: float = 0.5,
         num_validation_samples: int = 100,
     ) -> None:

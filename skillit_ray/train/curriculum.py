@@ -26,8 +26,9 @@ import torch
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.sources.registry import source_for
 from skillit_ray.data.tokens import encode_texts, shuffle_batch_rows
-from skillit_ray.mixture.quotas import curriculum_pool_skills, curriculum_round_indices, rank_row_range
-from skillit_ray.mixture.registry import STRATEGIES, strategy_from_config
+from skillit_ray.mixture.quotas import rank_row_range
+from skillit_ray.mixture.registry import strategy_class, strategy_from_config, strategy_options
+from skillit_ray.mixture.strategies.curriculum import curriculum_pool_skills, curriculum_round_indices
 from skillit_ray.skills.base import Sample
 from skillit_ray.skills.evaluate import answer_token_losses
 from skillit_ray.train import distributed
@@ -129,15 +130,16 @@ def score_pool(
 
 def build_curriculum_pool(config: JobConfig, setup: SkillSetup, tokenizer) -> CurriculumPool | None:
     """The pool of a sample-level (anti)curriculum run (unscored until step 0), else None."""
-    if not STRATEGIES[config.mixture.strategy].sample_order:
+    if not strategy_class(config.mixture.strategy).sample_order:
         return None
     proportions = strategy_from_config(config, setup.train_skills, setup.eval_skills).weights_for_round(0)
-    pool_skills = curriculum_pool_skills(proportions, config.mixture.pool_size(config.train), config.train.seed)
+    pool_size = strategy_options(config).pool_size or config.train.steps * config.train.batch_size
+    pool_skills = curriculum_pool_skills(proportions, pool_size, config.train.seed)
     return CurriculumPool(setup, tokenizer, config, pool_skills)
 
 
 def curriculum_schedules(config: JobConfig, pool: CurriculumPool) -> list[np.ndarray]:
-    """Pool positions each round trains on, in order (pacing of `quotas.curriculum_round_indices`)."""
+    """Pool positions each round trains on, in order (pacing of `curriculum_round_indices`)."""
     train, mixture = config.train, config.mixture
     round_bounds = [train.steps_in_round(round_index, mixture.num_rounds) for round_index in range(mixture.num_rounds)]
     round_lengths = [end - start for start, end in round_bounds]
@@ -145,9 +147,9 @@ def curriculum_schedules(config: JobConfig, pool: CurriculumPool) -> list[np.nda
         pool.losses,
         num_rounds=mixture.num_rounds,
         samples_per_round=max(round_lengths) * train.batch_size,
-        num_epochs=mixture.curriculum_num_epochs,
+        num_epochs=strategy_options(config).num_epochs,
         seed=train.seed,
-        anticurriculum=STRATEGIES[mixture.strategy].sample_order == "hard_first",
+        anticurriculum=strategy_class(mixture.strategy).sample_order == "hard_first",
     )
     return [selection[: length * train.batch_size] for selection, length in zip(selections, round_lengths)]
 

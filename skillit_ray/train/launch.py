@@ -16,7 +16,6 @@ Role in the flow: cli/demo/tune/jobs -> **train** -> loop. Every way of running 
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import signal
@@ -28,6 +27,7 @@ import torch
 
 from skillit_ray.config.job import JobConfig, config_from_dict
 from skillit_ray.data.source import SkillSetup
+from skillit_ray.data.sources.parquet import with_reader
 from skillit_ray.data.storage import RunStorage
 from skillit_ray.mixture.registry import strategy_from_config
 from skillit_ray.train import checkpoint, distributed, outputs, run_identity
@@ -157,9 +157,9 @@ def check_gpus_are_there(config: JobConfig) -> None:
 def warn_about_first_rounds(config: JobConfig, setup: SkillSetup, strategy) -> None:
     """Log the graph warning (collapse or practically stratified) for a Skill-it run whose graph.json
     recorded the loss scale of the graph runs."""
-    from skillit_ray.graph.algorithms import load_initial_losses
-    from skillit_ray.graph.diagnostics import mixture_warning
-    from skillit_ray.mixture.registry import SkillItMixture
+    from skillit_ray.graph.files import load_initial_losses
+    from skillit_ray.mixture.first_rounds import mixture_warning
+    from skillit_ray.mixture.strategies.skillit import SkillItMixture
 
     if not isinstance(strategy, SkillItMixture) or not config.mixture.graph_path.endswith(".json"):
         return
@@ -313,12 +313,9 @@ def run_local_training(
     its staging directory exists (skill discovery keeps the model weights); without it none is written.
 
     The device is a GPU when `use_gpu` (default: when the graph or tune trials ask for GPUs) and
-    one is visible. Parquet is read with pyarrow in this process unless `data.parquet_reader=ray_data`
+    one is visible. Parquet is read with pyarrow in this process unless `data.parquet.reader=ray_data`
     asks otherwise (one worker gains nothing from Ray Data, which would start a local Ray)."""
-    if config.data.parquet_reader == "auto":
-        config = copy.deepcopy(config)
-        config.data.parquet_reader = "arrow"
-    config, setup = resolve_run(config)
+    config, setup = resolve_run(with_reader(config, "arrow"))
     state = MixtureSamplerState(strategy_from_config(config, setup.train_skills, setup.eval_skills), config.train.seed)
     if use_gpu is None:
         use_gpu = config.graph.gpus_per_trial > 0 or config.tune.gpus_per_trial > 0

@@ -97,7 +97,7 @@ class QuotaPlan:
 
 
 def build_round_plan(config: JobConfig, setup: SkillSetup, tokenizer, context: distributed.WorkerContext) -> RoundPlan:
-    """The curriculum plan for sample-level curricula (`mixture.STRATEGIES[...].sample_order`), else quotas."""
+    """The curriculum plan for sample-level curricula (a strategy with a `sample_order`), else quotas."""
     pool = build_curriculum_pool(config, setup, tokenizer)
     if pool is not None:
         return CurriculumPlan(config, pool, context)

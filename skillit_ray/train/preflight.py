@@ -1,8 +1,11 @@
 """Pre-flight checks of a job against the machine and cluster it is about to run on.
 
-Role in the flow: after `load_config` (which checks values) and before `ray job submit` or
-`ray.init`: it checks what the config *refers to*, so that a missing file or a GPU job aimed at a
-CPU-only cluster fails in a second on the laptop, not after a cluster has started.
+Role in the flow: after `load_config` (which checks the keys config owns) and before `ray job submit`
+or `ray.init`: `check_config` checks the keys the data source and the strategy own (`data.<source>.*`,
+`mixture.<family>.*`, their names), and `check_job` what the config *refers to*, so that a typo, a
+missing file or a GPU job aimed at a CPU-only cluster fails in a second on the laptop, not after a
+cluster has started. `describe_every_key` is `skillit-ray keys`: the config's keys and every source's
+and strategy's options.
 
     warnings = check_job(load_config("jobs/configs/lego_paper.yaml"),
                          cluster_config_path="clusters/aws_cpu-head_gpu-workers-0-8.yaml")
@@ -20,12 +23,38 @@ from typing import Any
 
 import yaml
 
-from skillit_ray.config.job import INPUT_PATH_KEYS, JobConfig, path_values
+from skillit_ray.config.job import JobConfig, describe_config_keys, input_paths
+from skillit_ray.data.sources.registry import check_data, sources
+from skillit_ray.mixture.registry import check_mixture, strategies
 
 # Instance-type families with NVIDIA GPUs, for launcher node types that leave `resources` empty
 # (AWS fills them in from the instance type). Prefix match on the family before the dot.
 _AWS_GPU_FAMILIES = ("p2", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6", "g3", "g4dn", "g5", "g6", "g6e")
 _GCP_GPU_MACHINE_PREFIXES = ("a2-", "a3-", "a4-", "g2-")
+
+
+def check_config(config: JobConfig) -> JobConfig:
+    """The data source's and the strategy's names and options (what `load_config` leaves to them)."""
+    check_data(config)
+    check_mixture(config)
+    return config
+
+
+def describe_every_key() -> str:
+    """Every key with its type, default and meaning: the sections, then each source's and strategy's options."""
+    parts = [describe_config_keys()]
+    for name, cls in sources().items():
+        options = describe_config_keys(cls.options_class(name), f"data.{name}.")
+        parts.append(
+            f"# data.source={name}: data.{name}.*\n{options}" if options else f"# data.source={name}: no options"
+        )
+    for name, cls in strategies().items():
+        section = cls.options_section
+        options = describe_config_keys(cls.Options, f"mixture.{section}.") if section else ""
+        parts.append(
+            f"# mixture.strategy={name}" + (f": mixture.{section}.*\n{options}" if options else ": no options")
+        )
+    return "\n".join(parts)
 
 
 def check_job(config: JobConfig, cluster_config_path: str | None = None, working_dir: str = ".") -> list[str]:
@@ -46,14 +75,15 @@ def check_job(config: JobConfig, cluster_config_path: str | None = None, working
             is missing or unreadable, or `scaling.use_gpu` is true but no node type of the cluster
             offers a GPU. The message names the key, the path and the fix.
     """
+    check_config(config)
     warnings: list[str] = []
     base = Path(working_dir)
-    for key, value in path_values(config, INPUT_PATH_KEYS):
+    for key, value in input_paths(config):
         path = Path(value) if Path(value).is_absolute() else base / value
         if not path.exists():
             raise ValueError(
                 f"{key}={value!r}: {path} does not exist. Create it (e.g. `skillit-ray prepare` for "
-                f"data.path), fix the path (relative paths are resolved against {base.resolve()}), "
+                f"data.parquet.path), fix the path (relative paths are resolved against {base.resolve()}), "
                 f"or use an s3:// / gs:// URI."
             )
         if cluster_config_path is not None:

@@ -24,6 +24,7 @@ import numpy as np
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.sources.registry import resolve_skills, source_for
 from skillit_ray.data.tokenizer import UNKNOWN_RATE_SAMPLE_ROWS, check_model_vocabulary, check_unknown_rates
+from skillit_ray.mixture.registry import check_mixture
 from skillit_ray.skills.base import Sample
 from skillit_ray.train.model import MAX_ADDED_TOKENS, build_model, check_pretrained_directory, model_limits
 
@@ -39,6 +40,7 @@ PACKED_LENGTH_RANGE = (64, 512)
 def resolve_run(config: JobConfig) -> tuple[JobConfig, SkillSetup]:
     """(the config with its data shape filled in, the resolved skills); raises ValueError before Ray."""
     config.validate()
+    check_mixture(config)
     setup = resolve_skills(config)
     source = source_for(setup)
     tokenizer = source.load_tokenizer()
@@ -102,7 +104,7 @@ def with_data_shape(config: JobConfig, setup: SkillSetup, tokenizer, items: dict
     resolved = copy.deepcopy(config)
     notes = []
     if data.pack_sequences is None:
-        resolved.data.pack_sequences = plain_text and data.parquet_split != "positions"
+        resolved.data.pack_sequences = plain_text and source_for(setup).packs_text()
         why = "plain text" if plain_text else "one sample per row"
         notes.append(f"data.pack_sequences=auto -> {str(resolved.data.pack_sequences).lower()} ({why})")
     if not data.sequence_length:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import ray
 
-from skillit_ray.mixture.registry import MixtureStrategy
+from skillit_ray.mixture.strategy import MixtureStrategy
 
 
 class MixtureSamplerState:

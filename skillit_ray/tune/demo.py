@@ -30,9 +30,9 @@ The efficiency benchmark's tuning on its held-out seed later picked 0.5 (mean ac
 
 DEMO_SETTINGS = [
     "data.source=staircase",
-    "data.staircase_num_skills=4",
-    "data.staircase_chain_length=12",
-    "data.staircase_negation_probability=0.25",
+    "data.staircase.num_skills=4",
+    "data.staircase.chain_length=12",
+    "data.staircase.negation_probability=0.25",
     "model.size=tiny",
     "train.steps=1200",
     "train.batch_size=32",

@@ -35,9 +35,12 @@ import numpy as np
 import yaml
 
 from skillit_ray.config.job import JobConfig, config_from_dict
+from skillit_ray.data.sources.parquet import with_reader
 from skillit_ray.data.storage import RunStorage
 from skillit_ray.graph import algorithms as graph_math
-from skillit_ray.graph.diagnostics import mixture_warning, simulate_first_rounds
+from skillit_ray.graph import files as graph_files
+from skillit_ray.graph.diagnostics import degenerate_graph_warning
+from skillit_ray.mixture.first_rounds import mixture_warning, simulate_first_rounds
 from skillit_ray.mixture.registry import strategy_from_config
 from skillit_ray.train.launch import connect_ray, run_local_training, run_training
 from skillit_ray.train.resolve import resolve_run
@@ -55,10 +58,9 @@ def trial_run_config(config: JobConfig) -> JobConfig:
     read waits forever for one ("Cluster resources are not enough ... may hang forever"). Reading in
     the trial needs no CPU beyond the trial's own, and yields the same rows (tested).
     """
-    trial = copy.deepcopy(config)
-    if trial.data.parquet_reader == "ray_data":
-        logger.warning("data.parquet_reader=ray_data is read with pyarrow inside Tune trials (no Ray Data deadlock)")
-    trial.data.parquet_reader = "arrow"
+    if config.data.source == "parquet" and config.data.source_options().get("reader") == "ray_data":
+        logger.warning("data.parquet.reader=ray_data is read with pyarrow inside Tune trials (no Ray Data deadlock)")
+    trial = copy.deepcopy(with_reader(config, "arrow", replace=("auto", "ray_data")))
     trial.scaling.num_workers = 1
     return trial
 
@@ -153,7 +155,7 @@ def assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], direc
         normalized, initial, mixture.eta, mixture.window, mixture.window_reduction(), setup.train_skills
     )
     extra = {**extra, "simulated_first_weights": [weights.tolist() for weights in simulated], "mixture_warning": advice}
-    path = graph_math.write_graph(
+    path = graph_files.write_graph(
         directory,
         train_skills=setup.train_skills,
         eval_skills=setup.eval_skills,
@@ -176,7 +178,7 @@ def assemble_graph(config, setup, measurements: dict[str, dict[str, Any]], direc
         normalized, setup.train_skills, setup.eval_skills, f"{directory}/graph_heatmap.png",
         f"skills graph ({config.graph.method}, {config.graph.steps} steps)",
     )  # fmt: skip
-    warning = graph_math.degenerate_graph_warning(normalized)
+    warning = degenerate_graph_warning(normalized)
     for message in (warning, advice):
         if message:
             logger.warning(message)

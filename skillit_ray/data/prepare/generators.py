@@ -1,7 +1,7 @@
 """`skillit-ray prepare`: write a skill-partitioned parquet dataset from a synthetic generator.
 
 Role in the flow: the first stage when data is not generated on the fly. Output layout, read by
-`data/sources.py` (`ParquetDirectorySource`, and any user dataset that follows it):
+`data/sources/parquet.py` (`ParquetDirectorySource`, and any user dataset that follows it):
 
     DIR/manifest.json                   ordered skill names, row counts, tokenizer directory, source
     DIR/tokenizer/                      the local word-level tokenizer (no hub download)
@@ -16,6 +16,7 @@ column: `prepare_table.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -23,11 +24,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from skillit_ray.config.job import GENERATOR_SOURCES, JobConfig
-from skillit_ray.data.sources.registry import MANIFEST_FILE, generator_options
+from skillit_ray.config.job import JobConfig
+from skillit_ray.data.sources.parquet import MANIFEST_FILE
+from skillit_ray.data.sources.registry import source_options
 from skillit_ray.data.storage import atomic_write_bytes
 from skillit_ray.skills.base import Sample
-from skillit_ray.skills.registry import get_skill_generator
+from skillit_ray.skills.registry import get_skill_generator, skill_generators
 from skillit_ray.skills.tokenizer import build_tokenizer, save_tokenizer
 
 
@@ -73,12 +75,15 @@ def prepare_synthetic(
     overwrite: bool = False,
 ) -> Path:
     """Write `rows_per_skill` training rows per skill plus the validation sets; returns the manifest path."""
-    if source not in GENERATOR_SOURCES:
-        raise ValueError(f"prepare source {source!r} must be one of {', '.join(GENERATOR_SOURCES)}")
+    if source not in skill_generators():
+        raise ValueError(f"prepare source {source!r} must be one of {', '.join(skill_generators())}")
     if rows_per_skill < 1 or rows_per_part < 1:
         raise ValueError(f"rows_per_skill={rows_per_skill} and rows_per_part={rows_per_part} must be >= 1")
-    config.data.source = source
-    generator = get_skill_generator(source, **generator_options(config))
+    options = {
+        **dataclasses.asdict(source_options(config, source)),
+        "num_validation_samples": config.data.num_val_per_skill,
+    }
+    generator = get_skill_generator(source, **options)
     root = empty_output_directory(out_dir, overwrite)
     save_tokenizer(build_tokenizer(generator.vocabulary()), root / "tokenizer")
     counts = {}
@@ -96,7 +101,7 @@ def prepare_synthetic(
         "rows": counts,
         "tokenizer": "tokenizer",
         "text_column": "text",
-        "generator_options": generator_options(config),
+        "generator_options": options,
         "seed": config.train.seed,
     }
     atomic_write_bytes(root / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())

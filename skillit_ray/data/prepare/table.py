@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skillit_ray.data.prepare.generators import empty_output_directory
-from skillit_ray.data.sources.registry import MANIFEST_FILE
+from skillit_ray.data.sources.parquet import MANIFEST_FILE
 from skillit_ray.data.storage import atomic_write_bytes
 from skillit_ray.data.table import TABLE_BATCH_ROWS, check_columns, open_table, skill_values
 from skillit_ray.data.tokenizer import check_unknown_rates, tokenizer_from_path, train_bpe_tokenizer
