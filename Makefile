@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/ruff format --check skillit_ray tests jobs
 
 bench: setup
-	$(BIN)/python -m skillit_ray.benchmarks
+	$(BIN)/python -m skillit_ray.benchmarks throughput
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,6 +1,6 @@
 """`skillit-ray`: the command line. One subcommand per stage; every run value comes from YAML + `--set`.
 
-    skillit-ray prepare lego|addition|staircase --out DIR   skill-partitioned parquet shards + manifest
+    skillit-ray prepare lego|addition|staircase|lookup --out DIR   skill-partitioned parquet shards + manifest
     skillit-ray prepare table --input TABLE --skill-column C --text-column T --out DIR
                         [--val-rows N | --val-fraction F] [--tokenizer-vocab-size N | --tokenizer PATH]
     skillit-ray train    --config FILE [--set k=v ...] one training run (Ray Train + sampler actor)
@@ -42,7 +42,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True
 
 def _add_prepare_parser(commands) -> None:
     prepare = commands.add_parser("prepare", help="write skill-partitioned parquet shards (generators or a table)")
-    prepare.add_argument("source", choices=["lego", "addition", "staircase", "lookup", "table"])
+    prepare.add_argument("source", help="a generator family (lego, addition, staircase, lookup, ...) or table")
     prepare.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
     prepare.add_argument("--overwrite", action="store_true", help="clear a non-empty --out first")
     prepare.add_argument("--rows-per-skill", type=int, default=20000, help="generators: training rows per skill")
@@ -121,59 +121,65 @@ def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return _dispatch(arguments)
+        COMMANDS[arguments.command](arguments)
+        return 0
     except ValueError as error:
         print(f"skillit-ray {arguments.command}: error: {error}", file=sys.stderr)
         return 2
 
 
-def _dispatch(arguments: argparse.Namespace) -> int:
-    if arguments.command == "keys":
-        from skillit_ray.train.preflight import describe_every_key
-
-        print(describe_every_key())
-        return 0
-    if arguments.command == "demo":
-        from skillit_ray.tune.demo import run_demo
-
-        run_demo(arguments.out, arguments.overrides)
-        return 0
-    if arguments.command == "compare":
-        return _compare(arguments.runs, arguments.plot)
-    if arguments.command == "corpus":
-        from skillit_ray.data.prepare.corpus import build_corpus_table
-
-        counts = build_corpus_table(arguments.out, arguments.documents_per_source, seed=arguments.seed)
-        print(f"wrote {arguments.out}: documents per source {counts}")
-        return 0
-    if arguments.command == "discover":
-        return _discover(arguments)
-    config = load_config(arguments.config, arguments.overrides)
-    if arguments.command == "prepare":
-        return _prepare(arguments, config)
+def _checked_config(arguments: argparse.Namespace):
+    """The job's config, checked before Ray starts: keys, values, options, files, the cluster shape."""
     from skillit_ray.train.preflight import check_job
 
-    for warning in check_job(config, arguments.cluster):  # missing files etc. raise here, before Ray starts
+    config = load_config(arguments.config, arguments.overrides)
+    for warning in check_job(config, arguments.cluster):
         print(f"warning: {warning}", file=sys.stderr)
-    if arguments.command == "pretrain":
-        from skillit_ray.train.pretrain import pretrain
-
-        print(json.dumps(pretrain(config, arguments.out, arguments.overwrite), indent=2))
-        print(f"saved {arguments.out}; continue from it with --set model.pretrained_path={arguments.out}")
-        return 0
-    if arguments.command == "train":
-        from skillit_ray.train.launch import run_training
-
-        print(json.dumps(run_training(config), indent=2))
-        return 0
-    from skillit_ray.tune import drivers as tune
-
-    drivers = {"graph": tune.learn_graph, "tune": tune.tune_hyperparameters, "pipeline": tune.run_pipeline}
-    print(json.dumps(drivers[arguments.command](config), indent=2, default=str))
-    return 0
+    return config
 
 
-def _prepare(arguments: argparse.Namespace, config) -> int:
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _keys(arguments: argparse.Namespace) -> None:
+    from skillit_ray.train.preflight import describe_every_key
+
+    print(describe_every_key())
+
+
+def _demo(arguments: argparse.Namespace) -> None:
+    from skillit_ray.tune.demo import run_demo
+
+    run_demo(arguments.out, arguments.overrides)
+
+
+def _compare(arguments: argparse.Namespace) -> None:
+    from skillit_ray.train.report import compare_runs
+
+    print(compare_runs(arguments.runs, arguments.plot))
+
+
+def _corpus(arguments: argparse.Namespace) -> None:
+    from skillit_ray.data.prepare.corpus import build_corpus_table
+
+    counts = build_corpus_table(arguments.out, arguments.documents_per_source, seed=arguments.seed)
+    print(f"wrote {arguments.out}: documents per source {counts}")
+
+
+def _discover(arguments: argparse.Namespace) -> None:
+    from skillit_ray.discovery.discover import run_discover
+
+    report = run_discover(arguments)
+    print(json.dumps(report["methods"], indent=2))
+    print(f"wrote {arguments.out}/discovered.parquet; prepare it with: skillit-ray prepare table "
+          f"--input {arguments.out}/discovered.parquet --skill-column skill --text-column text ...")  # fmt: skip
+
+
+def _prepare(arguments: argparse.Namespace) -> None:
+    from skillit_ray.data.prepare.table import TableOptions, prepare_table
+
+    config = load_config(arguments.config, arguments.overrides)
     if arguments.source != "table":
         from skillit_ray.data.prepare.generators import prepare_synthetic
 
@@ -182,47 +188,48 @@ def _prepare(arguments: argparse.Namespace, config) -> int:
             overwrite=arguments.overwrite,
         )  # fmt: skip
         print(f"wrote {path}")
-        return 0
-    from skillit_ray.data.prepare.table import TableOptions, prepare_table
-
-    if not arguments.input:
-        raise ValueError("prepare table needs --input (a parquet/JSONL/CSV table, a datasets directory or hf:NAME)")
-    options = TableOptions(
-        input=arguments.input, out=arguments.out, skill_column=arguments.skill_column,
-        text_column=arguments.text_column, prompt_column=arguments.prompt_column,
-        answer_column=arguments.answer_column, task_column=arguments.task_column, val_rows=arguments.val_rows,
-        val_fraction=arguments.val_fraction, seed=arguments.seed, min_skill_rows=arguments.min_skill_rows,
-        tiny_skills=arguments.tiny_skills, tokenizer=arguments.tokenizer,
-        tokenizer_vocab_size=arguments.tokenizer_vocab_size, rows_per_part=arguments.rows_per_part,
-        max_unknown_token_rate=config.data.max_unknown_token_rate, overwrite=arguments.overwrite,
-    )  # fmt: skip
+        return
+    options = TableOptions.from_arguments(arguments, config.data.max_unknown_token_rate)
     path = prepare_table(options)
     print(f"wrote {path}; train with --set data.source=parquet --set data.parquet.path={arguments.out}")
-    return 0
 
 
-def _discover(arguments: argparse.Namespace) -> int:
-    from skillit_ray.discovery.discover import DiscoverOptions, discover, recluster
+def _pretrain(arguments: argparse.Namespace) -> None:
+    from skillit_ray.train.pretrain import pretrain
 
-    names = ("input", "out", "num_skills", "text_column", "true_skill_column", "runs", "steps", "checkpoints",
-             "fit_rows", "normalization", "seed", "tokenizer", "tokenizer_vocab_size", "config", "overrides",
-             "scoring_workers", "overwrite")  # fmt: skip
-    options = DiscoverOptions(**{name: getattr(arguments, name) for name in names})
-    options.config = options.config or ""
-    report = recluster(options) if arguments.recluster else discover(options)
-    print(json.dumps(report["methods"], indent=2))
-    print(f"wrote {arguments.out}/discovered.parquet; prepare it with: skillit-ray prepare table "
-          f"--input {arguments.out}/discovered.parquet --skill-column skill --text-column text ...")  # fmt: skip
-    return 0
+    _print_json(pretrain(_checked_config(arguments), arguments.out, arguments.overwrite))
+    print(f"saved {arguments.out}; continue from it with --set model.pretrained_path={arguments.out}")
 
 
-def _compare(runs: list[str], plot: str | None) -> int:
-    from skillit_ray.train import report
+def _train(arguments: argparse.Namespace) -> None:
+    from skillit_ray.train.launch import run_training
 
-    print(report.comparison_table(runs))
-    target = plot or f"{str(runs[0]).rstrip('/').rsplit('/', 1)[0] if '/' in str(runs[0]) else '.'}/comparison.png"
-    print(f"plot: {report.plot_comparison(runs, target)}")
-    return 0
+    _print_json(run_training(_checked_config(arguments)))
+
+
+def _graph(arguments: argparse.Namespace) -> None:
+    from skillit_ray.tune.graph_runs import learn_graph
+
+    _print_json(learn_graph(_checked_config(arguments)))
+
+
+def _tune(arguments: argparse.Namespace) -> None:
+    from skillit_ray.tune.search import tune_hyperparameters
+
+    _print_json(tune_hyperparameters(_checked_config(arguments)))
+
+
+def _pipeline(arguments: argparse.Namespace) -> None:
+    from skillit_ray.tune.pipeline import run_pipeline
+
+    _print_json(run_pipeline(_checked_config(arguments)))
+
+
+COMMANDS = {
+    "prepare": _prepare, "train": _train, "graph": _graph, "tune": _tune, "pipeline": _pipeline, "corpus": _corpus,
+    "discover": _discover, "pretrain": _pretrain, "compare": _compare, "demo": _demo, "keys": _keys,
+}  # fmt: skip
+"""Subcommand -> its handler: each parses nothing more and calls one function of its stage."""
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from conftest import small_config
 
 from skillit_ray.cli import main
 from skillit_ray.graph.files import load_graph
-from skillit_ray.train.launch import run_local_training
+from skillit_ray.train.local import run_local_training
 from skillit_ray.train.model import build_model
 
 

@@ -22,28 +22,41 @@ from conftest import small_config
 
 from skillit_ray.data.storage import RunStorage
 from skillit_ray.mixture.registry import strategy_from_config
-from skillit_ray.train import checkpoint
+from skillit_ray.train import checkpoint, faults
+from skillit_ray.train.callbacks import LoopCallback, LoopCallbacks
 from skillit_ray.train.distributed import WorkerContext
 from skillit_ray.train.faults import FAIL_AT_STEP_VARIABLE
 from skillit_ray.train.launch import run_training
 from skillit_ray.train.loop import training_loop
+from skillit_ray.train.metrics import JsonlSink
 from skillit_ray.train.resolve import resolve_run
 from skillit_ray.train.sampler import MixtureSamplerState
 
 
+class PersistCheckpoints(LoopCallback):
+    """Checkpoints copied to `<run>/<fit>/checkpoint_<step>` as Ray Train persists them."""
+
+    def __init__(self, storage: RunStorage, fit: str) -> None:
+        self.storage, self.fit, self.steps = storage, fit, []
+
+    def on_report(self, step, metrics, checkpoint_directory):
+        if checkpoint_directory is not None:
+            shutil.copytree(checkpoint_directory, self.storage.local_path() / self.fit / f"checkpoint_{step:06d}")
+            self.steps.append(step)
+
+
 def train_in_process(config, storage: RunStorage, resume_from: str | None = None, fit: str = "fit-0"):
-    """The training loop in this process, persisting checkpoints like Ray Train; returns (records, steps)."""
+    """The training loop in this process, persisting checkpoints and metrics like Ray Train; returns
+    (records, checkpoint steps)."""
     config, setup = resolve_run(config)
     state = MixtureSamplerState(strategy_from_config(config, setup.train_skills, setup.eval_skills), config.train.seed)
-    checkpointed = []
-
-    def report(metrics, directory):
-        if directory is not None:
-            shutil.copytree(directory, storage.local_path() / fit / f"checkpoint_{metrics['step']:06d}")
-            checkpointed.append(metrics["step"])
-
-    training_loop(config, setup, WorkerContext(0, 1, torch.device("cpu")), state, report, resume_from)
-    return state.records(), checkpointed
+    persist = PersistCheckpoints(storage, fit)
+    callbacks = LoopCallbacks([persist, *faults.from_environment(resume_from is None, 0)])
+    context = WorkerContext(0, 1, torch.device("cpu"))
+    training_loop(config, setup, context, state, JsonlSink(storage), callbacks, resume_from)
+    records = JsonlSink(storage)
+    records.restore(config.train.steps)  # everything written
+    return records.records(), persist.steps
 
 
 def corrupt(directory: Path, kind: str) -> None:

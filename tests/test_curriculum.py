@@ -19,10 +19,12 @@ import pytest
 from conftest import small_config
 
 from skillit_ray.data.sources.registry import load_skill_tokenizer, resolve_skills
+from skillit_ray.mixture.registry import strategy_from_config
 from skillit_ray.train import distributed
 from skillit_ray.train.curriculum import build_curriculum_pool, curriculum_schedules, score_pool
 from skillit_ray.train.faults import FAIL_AT_STEP_VARIABLE
-from skillit_ray.train.launch import run_local_training, run_training
+from skillit_ray.train.launch import run_training
+from skillit_ray.train.local import run_local_training
 from skillit_ray.train.model import build_model
 
 CURRICULUM = ("mixture.proportions=[1, 1, 3]", "mixture.curriculum.num_epochs=2")
@@ -34,7 +36,8 @@ def expected_schedules(config):
     tokenizer = load_skill_tokenizer(setup)
     distributed.seed_everything(config.train.seed)
     model = build_model(config.model.size, vocab_size=len(tokenizer), max_sequence_length=config.data.sequence_length)
-    pool = build_curriculum_pool(config, setup, tokenizer)
+    proportions = strategy_from_config(config, setup.train_skills, setup.eval_skills).weights_for_round(0)
+    pool = build_curriculum_pool(config, setup, tokenizer, proportions)
     pool.losses = score_pool(model, tokenizer, pool, distributed.WorkerContext(0, 1, model.device))
     return pool, curriculum_schedules(config, pool)
 

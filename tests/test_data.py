@@ -193,7 +193,7 @@ def write_text_skills(root, num_skills: int, rows_per_skill: int):
 
 
 def test_hundreds_of_parquet_skills_stream_in_process_with_exact_quotas(tmp_path):
-    """200 skills: `parquet_reader=auto` reads with pyarrow (no Ray here at all), every quota is met."""
+    """200 skills: `data.parquet.reader=auto` reads with pyarrow (no Ray here at all), every quota is met."""
     skills = write_text_skills(tmp_path / "data", 200, rows_per_skill=8)
     config = small_config(
         tmp_path, "data.source=parquet", f"data.parquet.path={tmp_path / 'data'}", "train.batch_size=64"
@@ -268,7 +268,7 @@ def test_positional_parquet_batches_do_not_depend_on_worker_count_or_a_resume(le
 
 
 def test_training_loop_trains_exact_quotas_from_positional_parquet(lego_dataset, tmp_path):
-    from skillit_ray.train.launch import run_local_training
+    from skillit_ray.train.local import run_local_training
 
     config = small_config(
         tmp_path, "data.source=parquet", f"data.parquet.path={lego_dataset}", "data.parquet.split=positions"

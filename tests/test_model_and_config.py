@@ -14,7 +14,7 @@ from skillit_ray.config.job import load_config
 from skillit_ray.data.sources.registry import resolve_skills
 from skillit_ray.train.checkpoint import config_fingerprint
 from skillit_ray.train.model import build_model
-from skillit_ray.tune.drivers import short_run_config
+from skillit_ray.tune.trials import short_run_config
 
 
 @pytest.mark.parametrize("architecture, model_class, layers_key", [
@@ -78,7 +78,7 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path):
 
 
 def test_skillit_without_a_graph_says_how_to_get_one(tmp_path):
-    from skillit_ray.train.launch import run_local_training
+    from skillit_ray.train.local import run_local_training
 
     config = load_config(None, ["data.lego.num_variables=3", "train.steps=3", "mixture.num_rounds=1"])
     with pytest.raises(

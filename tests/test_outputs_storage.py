@@ -12,7 +12,8 @@ import numpy as np
 import yaml
 from conftest import small_config
 
-from skillit_ray.tune.drivers import learn_graph, tune_hyperparameters
+from skillit_ray.tune.graph_runs import learn_graph
+from skillit_ray.tune.search import tune_hyperparameters
 
 TWO_SKILLS = ["data.train_skills=[lego_1, lego_2]", "mixture.graph=[[1, 0], [1, 1]]", "graph.steps=4"]
 

@@ -24,9 +24,9 @@ from skillit_ray.data.assembly import BatchAssembler
 from skillit_ray.data.prepare.table import TableOptions, prepare_table
 from skillit_ray.data.sources.registry import load_skill_tokenizer, load_validation_sets
 from skillit_ray.mixture.quotas import split_quotas_across_ranks
-from skillit_ray.train.launch import run_local_training
+from skillit_ray.train.local import run_local_training
 from skillit_ray.train.resolve import resolve_run
-from skillit_ray.tune.drivers import run_short_runs_sequentially
+from skillit_ray.tune.graph_runs import learn_graph, run_short_runs_sequentially
 
 WORDS = {
     "code": "def return import class self yield lambda none true false",
@@ -181,7 +181,6 @@ def test_compare_prints_the_table_and_writes_the_plot(tmp_path, capsys):
 
 
 def test_tune_trials_cannot_deadlock_on_ray_data_reads(ray_local, lego_dataset, tmp_path):
-    from skillit_ray.tune.drivers import learn_graph
 
     # two trials of 2 CPUs fill the 4-CPU local Ray; a Ray Data read in a trial would wait forever
     config = small_config(

@@ -74,7 +74,7 @@ def test_an_existing_out_is_refused_before_ray_starts(tmp_path, monkeypatch, cap
 
 
 def test_pretrain_saves_the_final_weights_and_lego_continues_from_them(ray_local, tmp_path):
-    from skillit_ray.train.launch import run_local_training
+    from skillit_ray.train.local import run_local_training
     from skillit_ray.train.model import build_model
     from skillit_ray.train.pretrain import pretrain
 
@@ -104,7 +104,7 @@ def test_pretrain_saves_the_final_weights_and_lego_continues_from_them(ray_local
 
 def test_the_transfer_experiments_run_every_mix_and_start_with_three_seeds(tmp_path):
     """A few steps of each (the figures are in the README): every run lands, the summaries have every mix."""
-    from skillit_ray.benchmarks.transfer import PREREQUISITE_MIXES, prerequisites
+    from skillit_ray.benchmarks.prerequisites import PREREQUISITE_MIXES, prerequisites
 
     threads = torch.get_num_threads()
     try:

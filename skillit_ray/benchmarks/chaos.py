@@ -20,6 +20,7 @@ by process id: the driver processes and the head's `ray start --block`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
@@ -35,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from skillit_ray.benchmarks.registry import Benchmark, add_overrides
 from skillit_ray.config.job import load_config
 from skillit_ray.data.storage import RunStorage
 from skillit_ray.train import checkpoint, faults
@@ -275,3 +277,19 @@ def chaos(faults_per_kind: int = 2, overrides: list[str] | None = None, out: str
         "drill_wall_s": round(drill_s, 1),
         "output": str(directory),
     }
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--faults-per-kind", type=int, default=2, help="faults of each of the 5 kinds")
+    parser.add_argument("--out", default="", help="directory for its runs and logs (default: a temporary one)")
+    add_overrides(parser)
+
+
+BENCHMARKS = [
+    Benchmark(
+        "chaos",
+        "failure drill (worker, sampler, driver, corrupt and cut-short checkpoints) vs the uninterrupted run",
+        lambda arguments: chaos(arguments.faults_per_kind, arguments.overrides, arguments.out or None),
+        _arguments,
+    )
+]

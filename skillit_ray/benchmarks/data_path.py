@@ -16,6 +16,7 @@ which is why `data.parquet.reader=auto` reads with pyarrow above `config.RAY_DAT
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -25,6 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from skillit_ray.benchmarks.efficiency_settings import SETTINGS, prepare_data
+from skillit_ray.benchmarks.registry import Benchmark
+from skillit_ray.data.storage import write_file
 
 H100_GPT2_TOKENS_PER_S = 307_000
 """GPT-2 124M, batch 16 x 1024, bf16, torch.compile, one H100 (reference/ray-notes.md)."""
@@ -185,3 +190,24 @@ def markdown(result: dict[str, Any]) -> str:
         f"({result['worst_case_cores_per_gpu']} at the slowest configuration measured)."
     )
     return "\n".join(lines) + "\n"
+
+
+def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    """On the efficiency benchmark's real-text corpus (built under `--out` if absent); writes the markdown report."""
+    overrides = prepare_data(SETTINGS["full"]["text"], Path(arguments.out) / "data", "full")
+    prepared = next(override.split("=", 1)[1] for override in overrides if override.startswith("data.parquet.path="))
+    result = data_path_benchmark(prepared)
+    write_file(arguments.report, "# Data path: tokens/s delivered to a training worker\n\n"
+               "`python -m skillit_ray.benchmarks data-path` (skillit_ray/benchmarks/data_path.py), "
+               f"{result['cpu_count']} CPU cores, no GPU.\n\n{markdown(result)}".encode())  # fmt: skip
+    return result
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="docs/efficiency", help="where the real-text corpus is built (or found)")
+    parser.add_argument("--report", default="docs/benchmarks/data_path.md", help="the markdown report")
+
+
+BENCHMARKS = [
+    Benchmark("data-path", "tokens/s the per-skill streams deliver vs plain read + tokenize", run, _arguments)
+]

@@ -16,12 +16,17 @@ read back, not run again.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from skillit_ray.benchmarks.registry import Benchmark, add_overrides
+from skillit_ray.data.storage import write_file
 
 STAIRCASE_OPTIONS = {"num_skills": 4, "chain_length": 12, "negation_probability": 0.25}
 """The demo's and the efficiency benchmark's staircase."""
@@ -173,3 +178,37 @@ def markdown(result: dict[str, Any]) -> str:
         f"Paper (section 2.3): loss trajectories {PAPER['loss_trajectories']}, embeddings {PAPER['embeddings']}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    """Every setting asked for; writes the JSON and the markdown report."""
+    settings = [name for name in arguments.settings.split(",") if name] or list(SETTINGS)
+    result = discovery_benchmark(arguments.out, settings, arguments.rows_per_skill, arguments.runs,
+                                 arguments.steps, arguments.checkpoints, arguments.overrides)  # fmt: skip
+    steps = f" --steps {arguments.steps}" if arguments.steps else ""
+    command = (f"python -m skillit_ray.benchmarks discovery --settings {','.join(settings)} --rows-per-skill "
+               f"{arguments.rows_per_skill} --runs {arguments.runs}{steps} "
+               f"--checkpoints {arguments.checkpoints}")  # fmt: skip
+    write_file(arguments.report, f"# Skill discovery: hidden skills recovered\n\n`{command}` "
+               f"(skillit_ray/benchmarks/discovery.py), {os.cpu_count()} CPU cores, no GPU.\n\n{markdown(result)}\n"
+               f"```json\n{json.dumps(result, indent=2)}\n```\n".encode())  # fmt: skip
+    return result
+
+
+def add_discovery_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags `discovery` and `discovery-downstream` share."""
+    parser.add_argument("--out", default="runs/discovery-benchmark", help="tables and outputs")
+    parser.add_argument("--report", default="docs/benchmarks/discovery.md", help="the markdown report")
+    parser.add_argument("--rows-per-skill", type=int, default=400, help="rows of each hidden skill")
+    parser.add_argument("--runs", type=int, default=4, help="short runs")
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_discovery_arguments(parser)
+    parser.add_argument("--settings", default="", help="comma-separated settings (default all)")
+    parser.add_argument("--steps", type=int, default=0, help="steps of each short run (0: per setting)")
+    parser.add_argument("--checkpoints", type=int, default=4, help="checkpoints scored per run")
+    add_overrides(parser)
+
+
+BENCHMARKS = [Benchmark("discovery", "hidden skills recovered by loss trajectories vs embeddings", run, _arguments)]

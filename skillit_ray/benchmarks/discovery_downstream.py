@@ -1,7 +1,7 @@
 """`python -m skillit_ray.benchmarks discovery-downstream`: Skill-it on discovered skills vs true skills vs stratified.
 
 Role in the flow: a benchmark beside the product. On the staircase (the setting where a tiny model
-learns skills one after another, and where loss trajectories beat embeddings in docs/DISCOVERY.md):
+learns skills one after another, and where loss trajectories beat embeddings in docs/benchmarks/discovery.md):
 
 1. `skillit-ray discover` (`discover.py`) finds 4 skills in `rows_per_skill` x 4 unlabeled
    prompt/answer rows whose true skill is hidden from it.
@@ -19,7 +19,9 @@ Prompt/answer text tables are scored by loss only: a byte-level BPE does not giv
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from skillit_ray.benchmarks.discovery import STAIRCASE_OPTIONS, synthetic_table
+from skillit_ray.benchmarks.discovery import STAIRCASE_OPTIONS, add_discovery_arguments, synthetic_table
+from skillit_ray.benchmarks.registry import Benchmark
+from skillit_ray.data.storage import write_file
 from skillit_ray.tune.demo import DEMO_ETA
 
 TRAINING = [
@@ -85,8 +89,9 @@ def downstream(out: str, seeds: list[int], rows_per_skill: int, runs: int) -> di
     """Discover, learn each labelling's graph, train every variant x seed; mean +/- std per variant."""
     from skillit_ray.benchmarks.discovery import finished_report
     from skillit_ray.discovery.discover import DiscoverOptions, discover
-    from skillit_ray.train.launch import connect_ray, run_local_training
-    from skillit_ray.tune.drivers import learn_graph
+    from skillit_ray.train.launch import connect_ray
+    from skillit_ray.train.local import run_local_training
+    from skillit_ray.tune.graph_runs import learn_graph
 
     work = Path(out).resolve()
     table = synthetic_table("staircase", rows_per_skill, work / "staircase.parquet")
@@ -129,3 +134,27 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", f"Discovered skills: matching accuracy {discovery['accuracy']:.1%}, adjusted Rand index "
               f"{discovery['adjusted_rand_index']:.3f}, cluster sizes {discovery['cluster_sizes']}."]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    """Every seed; appends its markdown to the discovery report."""
+    seeds = [int(seed) for seed in arguments.seeds.split(",")]
+    result = downstream(arguments.out, seeds, arguments.rows_per_skill, arguments.runs)
+    command = (f"python -m skillit_ray.benchmarks discovery-downstream --rows-per-skill {arguments.rows_per_skill} "
+               f"--runs {arguments.runs} --seeds {arguments.seeds}")  # fmt: skip
+    write_file(arguments.report, f"# Skill-it on discovered skills\n\n`{command}` "
+               f"(skillit_ray/benchmarks/discovery_downstream.py), {os.cpu_count()} CPU cores, no GPU.\n\n"
+               f"{markdown(result)}\n```json\n{json.dumps(result, indent=2)}\n```\n".encode())  # fmt: skip
+    return result
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_discovery_arguments(parser)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+
+
+BENCHMARKS = [
+    Benchmark(
+        "discovery-downstream", "Skill-it on discovered skills vs on the true skills vs stratified", run, _arguments
+    )
+]

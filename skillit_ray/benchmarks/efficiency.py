@@ -1,9 +1,10 @@
 """The sample-efficiency benchmark: does the mixture make a run learn faster? Every strategy, 3 seeds.
 
-Role in the flow: `python -m skillit_ray.benchmarks efficiency` -> **efficiency** -> docs/RESULTS.md. For
-each setting it learns the skills graph once with the system's own short runs (what `skillit-ray
-graph` does), then trains every strategy with every seed in-process (`train.run_local_training`,
-the real loop and strategies), two runs at a time on two cores (one torch thread each), and reports:
+Role in the flow: `python -m skillit_ray.benchmarks efficiency` -> **efficiency** ->
+docs/benchmarks/efficiency.md. For each setting it learns the skills graph once with the system's own
+short runs (what `skillit-ray graph` does), then trains every strategy with every seed in-process
+(`train/local.run_local_training`, the real loop and strategies), two runs at a time on two cores
+(one torch thread each), and reports:
 
 * per strategy, the final metric (mean accuracy for synthetic skills, else mean validation loss)
   and every skill's, as mean +/- std over seeds, and the difference to stratified paired by seed;
@@ -20,6 +21,7 @@ test suite.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from skillit_ray.benchmarks.efficiency_settings import SETTINGS, Setting, prepare_data
+from skillit_ray.benchmarks.registry import Benchmark
 from skillit_ray.data.storage import write_file
 
 logger = logging.getLogger("skillit_ray")
@@ -56,7 +59,7 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from skillit_ray.config.job import load_config
-    from skillit_ray.train.launch import run_local_training
+    from skillit_ray.train.local import run_local_training
 
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -75,7 +78,7 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
 def _learn_graph(setting: Setting, base: list[str], directory: Path) -> tuple[str, float]:
     """The setting's skills graph from the system's own short runs (sequential, in this process)."""
     from skillit_ray.config.job import load_config
-    from skillit_ray.tune.drivers import assemble_graph, run_short_runs_sequentially
+    from skillit_ray.tune.graph_runs import assemble_graph, run_short_runs_sequentially
 
     config = load_config(None, [*base, *setting.graph_overrides, "mixture.strategy=stratified"])
     started = time.perf_counter()
@@ -272,3 +275,29 @@ def efficiency(
     write_file(directory / "results.json", (json.dumps(results, indent=2) + "\n").encode())
     results["report"] = write_report(results, directory, {setting.name: setting for setting in chosen}, report_path)
     return results
+
+
+def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    settings = [name for name in arguments.settings.split(",") if name] or None
+    seeds = [int(seed) for seed in arguments.seeds.split(",")]
+    strategies = [name for name in arguments.strategies.split(",") if name] or None
+    results = efficiency(
+        arguments.out, settings, seeds, arguments.profile, arguments.workers, arguments.report, strategies
+    )
+    return {name: {label: round(entry["final_mean"], 4) for label, entry in setting["summary"].items()}
+            for name, setting in results["settings"].items()}  # fmt: skip
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="docs/efficiency", help="runs, results.json and plots")
+    parser.add_argument("--report", default="docs/benchmarks/efficiency.md", help="the markdown report")
+    parser.add_argument("--settings", default="", help="comma-separated setting names (default all)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser.add_argument("--strategies", default="", help="comma-separated strategies (default all)")
+    parser.add_argument("--profile", choices=["full", "quick"], default="full")
+    parser.add_argument("--workers", type=int, default=2, help="runs at a time (one thread each)")
+
+
+BENCHMARKS = [
+    Benchmark("efficiency", "every strategy x seeds in every setting: does the mixture learn faster?", run, _arguments)
+]

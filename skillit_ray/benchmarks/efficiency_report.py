@@ -1,6 +1,6 @@
 """The efficiency benchmark's report: markdown tables and learning-curve plots with seed bands.
 
-Role in the flow: efficiency (results.json) -> **efficiency_report** -> docs/RESULTS.md and
+Role in the flow: efficiency (results.json) -> **efficiency_report** -> docs/benchmarks/efficiency.md and
 `<out>/<setting>.png`. Every figure in the report is read from the benchmark's own results; the
 command, the machine and the wall time head the page.
 """

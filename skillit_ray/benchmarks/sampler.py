@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from skillit_ray.benchmarks.registry import Benchmark
 from skillit_ray.mixture.update import SkillitUpdate, as_graph
 
 UPDATE_SIZES = (10, 100, 1_000, 10_000)
@@ -98,7 +99,7 @@ def publish_times(worker_counts=WORKER_COUNTS, num_skills: int = 100, rounds: in
             timings = []
             for round_index in range(1, rounds + 1):
                 started = time.perf_counter()
-                ray.get(sampler.invoke.remote("report_evaluation", round_index, [5.0] * num_skills, None))
+                ray.get(sampler.invoke.remote("report_evaluation", round_index, [5.0] * num_skills))
                 sizes = ray.get([worker.fetch.remote(round_index, round_index) for worker in workers])
                 timings.append(time.perf_counter() - started)
                 assert sizes == [num_skills] * count
@@ -123,3 +124,7 @@ def sampler_benchmark(sizes=UPDATE_SIZES, worker_counts=WORKER_COUNTS) -> dict[s
         "update": update_times(sizes),
         "publish": publish_times(worker_counts),
     }
+
+
+BENCHMARKS = [Benchmark("sampler", "Skill-it update time by skills; time to publish a round to N workers",
+                        lambda arguments: sampler_benchmark())]  # fmt: skip

@@ -26,6 +26,7 @@ goes.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import statistics
@@ -34,6 +35,7 @@ import time
 from functools import partial
 from typing import Any
 
+from skillit_ray.benchmarks.registry import Benchmark, add_overrides
 from skillit_ray.config.job import JobConfig, load_config
 
 THROUGHPUT_DEFAULTS = [
@@ -66,8 +68,8 @@ def plain_training_step(config: JobConfig, vocab_size: int, device):
     runs one step."""
     import torch
 
-    from skillit_ray.train.loop import build_optimizer
     from skillit_ray.train.model import build_model, next_token_losses
+    from skillit_ray.train.step import build_optimizer
 
     model = build_model(config.model.size, vocab_size, config.data.sequence_length, overrides=config.model.overrides)
     model = model.to(device)
@@ -119,9 +121,9 @@ def interleaved_step_costs(config: JobConfig, steps: int, warmup_steps: int = 5)
 
     from skillit_ray.data.sources.registry import load_skill_tokenizer
     from skillit_ray.train import distributed
-    from skillit_ray.train.loop import build_training_parts, train_step
     from skillit_ray.train.plans import QuotaPlan
     from skillit_ray.train.resolve import resolve_run
+    from skillit_ray.train.step import build_training_parts, train_step
 
     config, setup = resolve_run(config)
     device = benchmark_device(config)
@@ -210,9 +212,10 @@ class ProcessCpuSampler:
     """
 
     def __init__(self, interval_s: float = 1.0) -> None:
+        import importlib
         import threading
 
-        import ray  # noqa: F401  (puts Ray's vendored psutil on the import path)
+        importlib.import_module("ray")  # puts Ray's vendored psutil on the import path
 
         self.interval_s, self.first, self.last = interval_s, self._read(), {}
         self.stopped = threading.Event()
@@ -267,7 +270,8 @@ def _process_role(pid: int, command: list[str]) -> str:
 def throughput(overrides: list[str], repeats: int = 3) -> dict:
     """Every reading in the order taken, the ratios against the adjacent plain readings, their medians."""
     from skillit_ray.data.sources.registry import load_skill_tokenizer, resolve_skills
-    from skillit_ray.train.launch import connect_ray, run_local_training, run_training
+    from skillit_ray.train.launch import connect_ray, run_training
+    from skillit_ray.train.local import run_local_training
 
     if repeats < 1:
         raise ValueError(f"--repeats {repeats}: the benchmark needs at least one pipeline run; use 1 or more")
@@ -337,3 +341,18 @@ def throughput(overrides: list[str], repeats: int = 3) -> dict:
         "pipeline_cpu_seconds_by_process": first_run["cpu"],
         "cpu_count": os.cpu_count(),
     }
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=3, help="plain / worker / pipeline rounds")
+    add_overrides(parser)
+
+
+BENCHMARKS = [
+    Benchmark(
+        "throughput",
+        "the full pipeline's tokens/s against a plain PyTorch loop, repeated",
+        lambda arguments: throughput(arguments.overrides, arguments.repeats),
+        _arguments,
+    )
+]

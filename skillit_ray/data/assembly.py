@@ -11,16 +11,14 @@ streams' epochs) are the data part of a checkpoint.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from skillit_ray.config.job import JobConfig
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.sources.registry import source_for
 from skillit_ray.data.tokens import shuffle_batch_rows
-
-if TYPE_CHECKING:
-    from skillit_ray.config.job import JobConfig
 
 
 class BatchAssembler:

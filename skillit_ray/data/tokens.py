@@ -16,7 +16,7 @@ def token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
 
     A fast tokenizer whose backend has no truncation or padding set is asked directly
     (`encode_batch_fast`: no offsets or word ids are computed): the same ids at 0.6 of the time for a
-    LEGO batch, which is the larger part of a synthetic batch's assembly (README, Throughput).
+    LEGO batch, which is the larger part of a synthetic batch's assembly (docs/performance.md).
     Anything else goes through the tokenizer's own call, which switches such settings off for it.
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)

@@ -30,7 +30,8 @@ TRAJECTORY_NORMALIZATIONS = ("raw", "relative", "centered")
 raw: the losses as they are (level and shape: a skill that stays hard stays apart);
 relative: each loss divided by the same run's loss at the first checkpoint (shape: how fast it drops);
 centered: each loss minus the sample's mean loss over every run and checkpoint (shape, no level).
-`skillit-ray discover` uses centered: at least as accurate as the others in every setting of docs/DISCOVERY.md."""
+`skillit-ray discover` uses centered: at least as accurate as the others in every setting of
+docs/benchmarks/discovery.md."""
 KMEANS_RESTARTS = 10
 """k-means restarts (`n_init`); the best of them by inertia is kept."""
 

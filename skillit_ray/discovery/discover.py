@@ -1,7 +1,8 @@
 """`skillit-ray discover`: skills for a table without a skill column, from per-sample loss trajectories.
 
 Role in the flow: unlabeled table -> **discover** -> `DIR/discovered.parquet` (a `skill` column)
--> `prepare table` / `train` as they are. The math is in `discovery.py` (no Ray); here the edges:
+-> `prepare table` / `train` as they are. The math is in `clustering.py` (no Ray), the Ray edges in
+`runs.py`; here the command:
 
 1. Before Ray: the input is read (`data/table.py`: parquet, JSON lines, CSV, a `datasets` folder),
    its text column checked, every row staged with a row number to `DIR/work/rows.parquet` as one
@@ -14,7 +15,7 @@ Role in the flow: unlabeled table -> **discover** -> `DIR/discovered.parquet` (a
 3. Ray Data batch inference: `map_batches` with `TrajectoryScorer` (an actor per scoring slot that
    holds every checkpoint's weights) scores every row's mean token loss at every checkpoint, and its
    embedding (mean last hidden state, last checkpoint of the first run): scoring scales with the cluster.
-4. The trajectories are clustered (`discovery.fit_clusters`, k-means on `--fit-rows` seeded rows),
+4. The trajectories are clustered (`clustering.fit_clusters`, k-means on `--fit-rows` seeded rows),
    and so are the embeddings (the baseline, same model, same clusterer). With `--true-skill-column`
    (evaluation only: the method never reads it) both are scored against it: matching accuracy and
    adjusted Rand index.
@@ -30,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +52,7 @@ from skillit_ray.discovery.clustering import (
     standardize_columns,
     trajectory_features,
 )
+from skillit_ray.discovery.runs import run_short_runs, score_rows
 
 logger = logging.getLogger("skillit_ray")
 
@@ -62,7 +63,6 @@ DISCOVERY_DEFAULTS = [
     "train.batch_size=16", "train.learning_rate=0.001", "train.warmup_steps=10", "data.sequence_length=128",
 ]  # fmt: skip
 """Short-run settings under `--config` / `--set` (a YAML or --set wins)."""
-SCORING_BATCH_ROWS = 128
 
 
 @dataclass
@@ -191,132 +191,6 @@ def short_run_config(options: DiscoverOptions, work: Path, tokenizer_path: str) 
     return resolved
 
 
-# ----------------------------------------------------------------------------- 2. short runs (Ray Tune)
-
-
-def _discovery_run(trial_config: dict[str, Any]) -> None:
-    """Ray Tune function trainable: one seeded short run; keeps the model weights at every checkpoint."""
-    import ray.tune
-
-    from skillit_ray.train.launch import run_local_training
-
-    config = config_from_dict(trial_config["config"])
-    config.train.seed = trial_config["seed"] + trial_config["run"]  # run i: seed + i
-    directory = Path(trial_config["out"]) / f"run_{trial_config['run']:02d}"
-    directory.mkdir(parents=True, exist_ok=True)
-    kept: list[str] = []
-
-    def keep(step: int, checkpoint_directory: str) -> None:
-        target = directory / f"step_{step:06d}.pt"
-        shutil.copyfile(Path(checkpoint_directory) / "model.pt", target)
-        kept.append(str(target))
-
-    run_local_training(config, on_checkpoint=keep)
-    ray.tune.report({"checkpoints": kept})
-
-
-def run_short_runs(config: JobConfig, options: DiscoverOptions, out: Path) -> list[list[str]]:
-    """Every run's checkpoint files, in run and step order."""
-    from ray import tune
-
-    from skillit_ray.data.storage import RunStorage
-
-    resources = {"cpu": config.graph.cpus_per_trial, "gpu": config.graph.gpus_per_trial}
-    storage = RunStorage(str(out / "tune"), "discover")
-    tuner = tune.Tuner(
-        tune.with_resources(_discovery_run, resources),
-        param_space={"config": config.to_dict(), "out": str(out / "runs"), "seed": options.seed,
-                     "run": tune.grid_search(list(range(options.runs)))},  # fmt: skip
-        run_config=tune.RunConfig(name="discover", storage_path=storage.train_storage_path(), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=config.graph.max_failures)),
-    )  # fmt: skip
-    results = tuner.fit()
-    failed = [result for result in results if result.error is not None]
-    if failed:
-        raise RuntimeError(f"discovery runs failed: {len(failed)} of {options.runs}; first error: {failed[0].error}")
-    by_run = {result.config["run"]: result.metrics["checkpoints"] for result in results}
-    return [by_run[run] for run in range(options.runs)]
-
-
-# ----------------------------------------------------------------------------- 3. scoring (Ray Data)
-
-
-class TrajectoryScorer:
-    """Ray Data callable class: every row's mean token loss at every checkpoint, and its embedding
-    (mean last hidden state over the row's tokens) under `embedding_checkpoint`."""
-
-    def __init__(self, config: dict[str, Any], checkpoints: list[str], embedding_checkpoint: str) -> None:
-        import torch
-
-        from skillit_ray.data.tokenizer import load_checked_tokenizer
-        from skillit_ray.train.model import build_model
-
-        torch.set_num_threads(1)  # one CPU per scoring actor, as Ray Data reserves it
-        self.config = config_from_dict(config)
-        self.tokenizer = load_checked_tokenizer(self.config.data.tokenizer_path)
-        data, model = self.config.data, self.config.model
-        self.model = build_model(model.size, len(self.tokenizer), data.sequence_length, model.pretrained_path,
-                                 model.overrides).eval()  # fmt: skip
-        self.states = [torch.load(path, map_location="cpu", weights_only=True) for path in checkpoints]
-        self.embedding_state = torch.load(embedding_checkpoint, map_location="cpu", weights_only=True)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
-        from skillit_ray.data.tokens import encode_prompt_answer, encode_texts
-        from skillit_ray.train.model import sequence_losses
-
-        pad_id, length = self.tokenizer.pad_token_id, self.config.data.sequence_length
-        answer_mask = None  # prompt/answer rows: the loss of the answer tokens, as training and validation score it
-        if "prompt" in batch:
-            rows, answer_mask = encode_prompt_answer(
-                self.tokenizer, list(batch["prompt"]), list(batch["answer"]), length
-            )
-        else:
-            rows = encode_texts(self.tokenizer, list(batch["text"]), length)
-        losses = []
-        for state in self.states:
-            self.model.load_state_dict(state)
-            losses.append(sequence_losses(self.model, rows, pad_id, torch.device("cpu"), loss_mask=answer_mask))
-        self.model.load_state_dict(self.embedding_state)
-        with torch.no_grad():
-            input_ids = torch.as_tensor(rows, dtype=torch.long)
-            hidden = self.model(input_ids=input_ids, output_hidden_states=True).hidden_states[-1]
-            real = (input_ids != pad_id).unsqueeze(-1).float()
-            embedding = (hidden * real).sum(dim=1) / real.sum(dim=1).clamp(min=1.0)
-        return {"row": batch["row"], "losses": np.stack(losses, axis=1).astype(np.float32),
-                "embedding": embedding.numpy().astype(np.float32)}  # fmt: skip
-
-
-def score_rows(staged: Path, config: JobConfig, checkpoints: list[list[str]], workers: int) -> tuple:
-    """(losses of shape (rows, runs, checkpoints), embeddings of shape (rows, width)), in row order."""
-    import ray
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    flat = [path for run in checkpoints for path in run]
-    # one CPU is left to the read tasks: scoring actors holding every CPU would wait forever for their input
-    slots = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)
-    columns = [name for name in pq.read_schema(staged).names if name != "skill"]
-    # blocks for every actor: the staged file has few row groups, and one block keeps one actor busy
-    blocks = max(1, min(4 * slots, pq.ParquetFile(staged).metadata.num_rows // SCORING_BATCH_ROWS))
-    dataset = ray.data.read_parquet(str(staged), columns=columns).repartition(blocks).map_batches(
-        TrajectoryScorer,
-        fn_constructor_kwargs={"config": config.to_dict(), "checkpoints": flat,
-                               "embedding_checkpoint": checkpoints[0][-1]},  # fmt: skip
-        batch_size=SCORING_BATCH_ROWS, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=slots), num_cpus=1,
-    )  # fmt: skip
-    rows, losses, embeddings = [], [], []
-    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        rows.append(batch["row"])
-        losses.append(batch["losses"])
-        embeddings.append(batch["embedding"])
-    order = np.argsort(np.concatenate(rows), kind="stable")
-    shape = (len(order), len(checkpoints), len(checkpoints[0]))
-    return np.concatenate(losses)[order].reshape(shape), np.concatenate(embeddings)[order]
-
-
 # ----------------------------------------------------------------------------- 4. cluster and write
 
 
@@ -354,6 +228,14 @@ def write_outputs(out: Path, staged: Path, truth, losses, embeddings, clusters: 
     atomic_write_bytes(out / "discovery.json", (json.dumps(report, indent=2) + "\n").encode())
 
 
+def run_discover(arguments: Any) -> dict[str, Any]:
+    """`skillit-ray discover` from its parsed flags: `discover`, or `recluster` with `--recluster`."""
+    names = [item.name for item in dataclasses.fields(DiscoverOptions) if hasattr(arguments, item.name)]
+    options = DiscoverOptions(**{name: getattr(arguments, name) for name in names})
+    options.config = options.config or ""
+    return recluster(options) if arguments.recluster else discover(options)
+
+
 def discover(options: DiscoverOptions) -> dict[str, Any]:
     """The whole command; returns the report written to `discovery.json` (labels left out)."""
     from skillit_ray.data.prepare.generators import empty_output_directory
@@ -367,7 +249,7 @@ def discover(options: DiscoverOptions) -> dict[str, Any]:
     config = short_run_config(options, work, save_tokenizer(options, work, out))
     connect_ray(config)
     runs_started = time.perf_counter()
-    checkpoints = run_short_runs(config, options, out)
+    checkpoints = run_short_runs(config, options.runs, options.seed, out)
     scoring_started = time.perf_counter()
     losses, embeddings = score_rows(work / "rows.parquet", config, checkpoints, options.scoring_workers)
     clustering_started = time.perf_counter()

@@ -1,6 +1,6 @@
 """The Skill-it update rule, pure numpy: skills-graph checks, the paper's binary preprocessing, the weights.
 
-Role in the flow: mixture (strategies) and graph diagnostics (simulated first rounds) -> **skillit_update**.
+Role in the flow: strategies (`strategies/skillit.py`) and the first-rounds warning (`first_rounds.py`) -> **update**.
 
 Legend (paper symbols): k training skills (rows of the skills graph A), m evaluation skills (columns),
 eta the mirror-descent step size, w the window (evaluations aggregated per update), L the

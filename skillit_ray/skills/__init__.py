@@ -1,8 +1,5 @@
-"""Synthetic skills (LEGO, addition, the staircase chain, lookup chains), their word-level tokenizer and
-answer-token evaluators.
-
-Place in the flow: **generators** -> tokenizer -> data streams -> training/eval. Everything
-here is pure Python/numpy/torch (no Ray) so that any worker can import it.
-
-Use `get_skill_generator("lego", num_variables=5)` or `get_skill_generator("addition")`.
+"""Stage 2, skills: synthetic skill families (LEGO, addition, the staircase chain, lookup chains), their
+word-level tokenizer and answer-token evaluation. Pure Python/numpy/torch (no Ray), so any worker can
+import it. Each family is one module with a `SkillGenerator` subclass (`registry.py` finds it) and is a
+data source by its name: `data.source: lego`, options `data.lego.*`.
 """

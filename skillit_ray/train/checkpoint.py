@@ -30,16 +30,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from skillit_ray.config.job import JobConfig
+from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.storage import RunStorage, atomic_write_bytes
 from skillit_ray.train import distributed
-
-if TYPE_CHECKING:
-    from skillit_ray.config.job import JobConfig
-    from skillit_ray.data.source import SkillSetup
 
 logger = logging.getLogger("skillit_ray")
 

@@ -1,6 +1,7 @@
 """The sample-level (anti)curriculum: its pool, its scoring by the initial model, its pacing, its plan.
 
-Role in the flow: mixture registry (`sample_order`) -> **curriculum** -> train loop. The official
+Role in the flow: mixture (`strategies/curriculum.py`: the pool's composition, the pacing) -> **curriculum**
+-> round plan (`plans.py`) -> train loop. The official
 curriculum trainer (reference section 2) scores a fixed pool of samples, drawn in the Random
 proportions, with the initial model, sorts it easy -> hard (or hard -> easy), and lets round r draw
 without replacement from the first (r + 1) / M of that order. Here:
@@ -18,24 +19,22 @@ without replacement from the first (r + 1) / M of that order. Here:
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from skillit_ray.config.job import JobConfig
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.sources.registry import source_for
 from skillit_ray.data.tokens import encode_texts, shuffle_batch_rows
 from skillit_ray.mixture.quotas import rank_row_range
-from skillit_ray.mixture.registry import strategy_class, strategy_from_config, strategy_options
+from skillit_ray.mixture.registry import strategy_class, strategy_options
 from skillit_ray.mixture.strategies.curriculum import curriculum_pool_skills, curriculum_round_indices
 from skillit_ray.skills.base import Sample
 from skillit_ray.skills.evaluate import answer_token_losses
 from skillit_ray.train import distributed
 from skillit_ray.train.model import sequence_losses
-
-if TYPE_CHECKING:
-    from skillit_ray.config.job import JobConfig
 
 POOL_SCORING_CHUNK = 64
 """Pool samples per forward when scoring a curriculum pool; chunk c goes to rank c % world_size, so a
@@ -128,14 +127,10 @@ def score_pool(
     return losses.numpy()
 
 
-def build_curriculum_pool(config: JobConfig, setup: SkillSetup, tokenizer) -> CurriculumPool | None:
-    """The pool of a sample-level (anti)curriculum run (unscored until step 0), else None."""
-    if not strategy_class(config.mixture.strategy).sample_order:
-        return None
-    proportions = strategy_from_config(config, setup.train_skills, setup.eval_skills).weights_for_round(0)
+def build_curriculum_pool(config: JobConfig, setup: SkillSetup, tokenizer, proportions: list[float]) -> CurriculumPool:
+    """The pool of a sample-level (anti)curriculum run, drawn in `proportions` (unscored until step 0)."""
     pool_size = strategy_options(config).pool_size or config.train.steps * config.train.batch_size
-    pool_skills = curriculum_pool_skills(proportions, pool_size, config.train.seed)
-    return CurriculumPool(setup, tokenizer, config, pool_skills)
+    return CurriculumPool(setup, tokenizer, config, curriculum_pool_skills(proportions, pool_size, config.train.seed))
 
 
 def curriculum_schedules(config: JobConfig, pool: CurriculumPool) -> list[np.ndarray]:

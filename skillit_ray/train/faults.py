@@ -1,8 +1,8 @@
 """Fault injection for tests and failure drills: the one place where the system kills itself on purpose.
 
-Role in the flow: loop (every step) and train (after every report) -> **faults**; read by
-`skillit_ray.chaos` (the drill) and the recovery tests. Nothing happens unless one of these
-environment variables is set (the driver forwards them to the Ray Train workers):
+Role in the flow: a loop callback (`callbacks.py`), never imported by the loop: the worker entry points
+(`launch.py`, `local.py`) add it when one of these environment variables is set (the driver forwards
+them to the Ray Train workers); read by the chaos drill (`benchmarks/chaos.py`) and the recovery tests.
 
 * one-shot, for tests, firing only in a run that did not start from a checkpoint:
   `SKILLIT_RAY_FAIL_AT_STEP=S` (every worker raises at step S) and
@@ -25,6 +25,9 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from skillit_ray.train.callbacks import LoopCallback
 
 FAIL_AT_STEP_VARIABLE = "SKILLIT_RAY_FAIL_AT_STEP"
 KILL_SAMPLER_AT_STEP_VARIABLE = "SKILLIT_RAY_KILL_SAMPLER_AT_STEP"
@@ -55,12 +58,19 @@ def parse_plan(plan: str) -> list[tuple[str, int]]:
     return faults
 
 
-class FaultInjector:
+def from_environment(fresh_start: bool, rank: int, kill_sampler: Callable[[], None] | None = None) -> list:
+    """The fault injector of this worker as a list of callbacks: empty unless a fault variable is set."""
+    if not any(os.environ.get(name) for name in ENVIRONMENT_VARIABLES):
+        return []
+    return [FaultInjector(fresh_start, rank, kill_sampler)]
+
+
+class FaultInjector(LoopCallback):
     """This worker's faults: the one-shot test variables and the drill plan, from the environment."""
 
-    def __init__(self, fresh_start: bool, rank: int) -> None:
+    def __init__(self, fresh_start: bool, rank: int, kill_sampler: Callable[[], None] | None = None) -> None:
         environment = os.environ
-        self.rank = rank
+        self.rank, self.kill_sampler = rank, kill_sampler
         self.fail_at_step = int(environment[FAIL_AT_STEP_VARIABLE]) if fresh_start and environment.get(
             FAIL_AT_STEP_VARIABLE) else None  # fmt: skip
         self.kill_sampler_at_step = int(environment[KILL_SAMPLER_AT_STEP_VARIABLE]) if fresh_start and environment.get(
@@ -89,6 +99,13 @@ class FaultInjector:
             while time.monotonic() < deadline:
                 time.sleep(0.5)
             raise RuntimeError(f"stopped at step {step} for the drill, and nothing killed this run ({request})")
+
+    def on_start(self, restored_step: int) -> None:
+        self.started(restored_step)
+
+    def on_report(self, step: int, metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
+        if self.kill_sampler is not None:
+            self.after_report(step, self.kill_sampler)
 
     def after_report(self, step: int, kill_sampler: Callable[[], None]) -> None:
         """After rank 0 reported `step`: kill the sampler actor's process when that fault is due."""

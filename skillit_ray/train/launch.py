@@ -1,17 +1,13 @@
-"""Launching training: connect to Ray, the TorchTrainer driver, the worker entry point, the in-process runner.
+"""Launching training on Ray: connect, the TorchTrainer driver, and the worker entry point.
 
-Role in the flow: cli/demo/tune/jobs -> **train** -> loop. Every way of running the training loop
-(`loop.training_loop`) starts here:
-
-* `run_training(config)`, the driver of `skillit-ray train`: validates everything that can be
-  checked without a cluster (skills, graph shape, checkpoint compatibility), connects to Ray
-  (`connect_ray`), starts the sampler actor, runs `TorchTrainer.fit()` with `train_loop_per_worker`
-  on every worker, prints a progress line per round, and writes the run directory through storage
-  (`mixture.jsonl`, `metrics.jsonl`, `summary.json`, plots);
-* `train_loop_per_worker`, the Ray Train worker entry point (pickled by reference: it lives in an
-  importable module): rank, device and the sampler actor's client, then the loop;
-* `run_local_training(config)`, the in-process runner: one worker, a local sampler state instead of
-  the actor, no Ray needed; Ray Tune trials (`tune.py`) and the benchmark use it.
+Role in the flow: cli/demo/tune/jobs -> **launch** -> loop. `run_training(config)`, the driver of
+`skillit-ray train`: checks everything that can be checked without a cluster (skills, graph shape,
+checkpoint compatibility), connects to Ray (`connect_ray`), starts the sampler actor, runs
+`TorchTrainer.fit()` with `train_loop_per_worker` on every worker, prints progress lines, and writes the
+run's summary (`outputs.py`). `train_loop_per_worker` (pickled by reference: it lives in an importable
+module) builds this worker's context, sampler client, metrics sink (rank 0 writes the run directory)
+and callbacks (Ray Train's report; fault injection when its variables are set), then runs the loop
+from the newest verified checkpoint. The in-process runner is `local.py`.
 """
 
 from __future__ import annotations
@@ -27,15 +23,15 @@ import torch
 
 from skillit_ray.config.job import JobConfig, config_from_dict
 from skillit_ray.data.source import SkillSetup
-from skillit_ray.data.sources.parquet import with_reader
 from skillit_ray.data.storage import RunStorage
 from skillit_ray.mixture.registry import strategy_from_config
-from skillit_ray.train import checkpoint, distributed, outputs, run_identity
-from skillit_ray.train.faults import ENVIRONMENT_VARIABLES as FAULT_VARIABLES
-from skillit_ray.train.faults import FaultInjector
+from skillit_ray.train import checkpoint, distributed, faults, outputs, run_identity
+from skillit_ray.train.callbacks import LoopCallback, LoopCallbacks
 from skillit_ray.train.loop import training_loop
+from skillit_ray.train.metrics import JsonlSink, NullSink
+from skillit_ray.train.progress import ProgressPrinter
 from skillit_ray.train.resolve import resolve_run
-from skillit_ray.train.sampler import ActorSamplerClient, MixtureSamplerState
+from skillit_ray.train.sampler import ActorSamplerClient, create_sampler, sampler_actor_name
 
 logger = logging.getLogger("skillit_ray")
 
@@ -49,8 +45,8 @@ LEAN_LOCAL_ENVIRONMENT = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 """`run.local_ray=lean`, set in this process before the local Ray starts (its workers inherit it; a
 value the user set wins): no preemption-watcher actor, which polls for node drains that a single
 machine never has. Every idle Ray actor costs about 0.7% of a core (its main thread wakes every
-10 ms to check signals), which on a fully used CPU comes out of the training threads (README,
-Throughput)."""
+10 ms to check signals), which on a fully used CPU comes out of the training threads
+(docs/performance.md)."""
 
 WORKER_ENVIRONMENT = {"TOKENIZERS_PARALLELISM": "false"}
 """Environment of every Ray Train worker and, on a local Ray this process starts, of every worker of
@@ -82,9 +78,6 @@ def connect_ray(config: JobConfig) -> None:
              **(LEAN_LOCAL_RAY if lean else {}))  # fmt: skip
 
 
-# ----------------------------------------------------------------------------- the driver
-
-
 def run_training(config: JobConfig) -> dict[str, Any]:
     """Validate, start the sampler actor, train with TorchTrainer, and write the run directory."""
     # Everything that can fail without a cluster fails here, before Ray starts.
@@ -114,8 +107,6 @@ def _train(config: JobConfig, setup: SkillSetup, strategy, storage: RunStorage, 
     """The fit of a claimed run: sampler actor, TorchTrainer, progress lines, run outputs."""
     import ray
 
-    from skillit_ray.train.sampler import create_sampler
-
     latest = checkpoint.find_latest_checkpoint(storage, fingerprint) if config.run.resume else None
     if not config.run.resume and checkpoint.checkpoint_directories(storage):
         raise ValueError(
@@ -127,7 +118,7 @@ def _train(config: JobConfig, setup: SkillSetup, strategy, storage: RunStorage, 
     trainer = torch_trainer(config, setup, storage, latest)
     if latest:
         logger.info("resuming run %s from %s", config.run.name, latest)
-    progress = outputs.ProgressPrinter(sampler_actor, config, setup, lambda: run_identity.refresh_lease(storage))
+    progress = ProgressPrinter(storage, config, lambda: run_identity.refresh_lease(storage))
     started = time.perf_counter()
     progress.start()
     try:
@@ -135,11 +126,11 @@ def _train(config: JobConfig, setup: SkillSetup, strategy, storage: RunStorage, 
     finally:
         progress.stop()
     wall_s = time.perf_counter() - started
-    records = ray.get(sampler_actor.records.remote())
+    stopped = ray.get(sampler_actor.stop_message.remote())
     ray.kill(sampler_actor)
-    summary = outputs.write_run_outputs(storage, config, setup, records, wall_s)
-    if records["stopped"]:  # not finished: a re-run resumes from the last checkpoint instead of skipping
-        raise ValueError(f"run {config.run.name}: {records['stopped']} (outputs so far in {storage.uri('')})")
+    summary = outputs.write_run_outputs(storage, config, setup, wall_s, stopped)
+    if stopped:  # not finished: a re-run resumes from the last checkpoint instead of skipping
+        raise ValueError(f"run {config.run.name}: {stopped} (outputs so far in {storage.uri('')})")
     return summary
 
 
@@ -177,8 +168,6 @@ def torch_trainer(config: JobConfig, setup: SkillSetup, storage: RunStorage, res
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from skillit_ray.train.sampler import sampler_actor_name
-
     scaling = config.scaling
     return TorchTrainer(
         train_loop_per_worker,
@@ -215,7 +204,7 @@ def job_environment() -> dict[str, str]:
 def worker_environment() -> dict[str, str]:
     """A Train worker's environment: `job_environment()` and the fault-injection variables that are set."""
     environment = job_environment()
-    environment.update({key: os.environ[key] for key in FAULT_VARIABLES if key in os.environ})  # skillit_ray.faults
+    environment.update({key: os.environ[key] for key in faults.ENVIRONMENT_VARIABLES if key in os.environ})
     return environment
 
 
@@ -223,7 +212,8 @@ def worker_environment() -> dict[str, str]:
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Ray Train entry point: this worker's context and sampler client, then the loop from a verified checkpoint."""
+    """Ray Train entry point: this worker's context, sampler client, metrics and callbacks, then the loop
+    from a verified checkpoint."""
     import ray
     import ray.train
     import ray.train.torch
@@ -238,29 +228,33 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         context.world_size, context.device, torch.get_num_threads(),
     )  # fmt: skip
     actor = ray.get_actor(loop_config["sampler_name"])
-    sampler = ActorSamplerClient(actor)
-    fresh_start = ray.train.get_checkpoint() is None and not loop_config.get("resume_checkpoint")
-    faults = FaultInjector(fresh_start, context.rank)  # tests and drills only
+    storage = RunStorage(config.run.storage_path, config.run.name)
+    sink = JsonlSink(storage) if context.rank == 0 else NullSink()
 
-    def report(metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
-        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_directory) if checkpoint_directory else None
-        ray.train.report(metrics, checkpoint=checkpoint)
-        faults.after_report(metrics["step"], lambda: os.kill(ray.get(actor.process_id.remote()), signal.SIGKILL))
+    def kill_sampler() -> None:
+        os.kill(ray.get(actor.process_id.remote()), signal.SIGKILL)
 
     def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
         return ray.train.torch.prepare_model(model, move_to_device=False)
 
     def run(directory: str | None):
-        return training_loop(config, setup, context, sampler, report, directory, prepare_model)
+        callbacks = [RayTrainReport(), *faults.from_environment(directory is None, context.rank, kill_sampler)]
+        return training_loop(
+            config, setup, context, ActorSamplerClient(actor), sink, LoopCallbacks(callbacks), directory, prepare_model
+        )
 
-    storage = RunStorage(config.run.storage_path, config.run.name)
     fit = ray.train.get_context().get_experiment_name()
-    result = run_from_verified_checkpoint(run, loop_config.get("resume_checkpoint"), context, storage, fit)
-    if context.rank == 0:
-        throughput = {"kind": "throughput", "step": result.step, "tokens_per_s": result.tokens_per_s}
-        throughput.update(train_step_s=result.train_wall_s, batch_assembly_s=result.batch_assembly_s,
-                          batch_waiting_s=result.batch_waiting_s)  # fmt: skip
-        sampler.report_train([throughput])
+    run_from_verified_checkpoint(run, loop_config.get("resume_checkpoint"), context, storage, fit)
+
+
+class RayTrainReport(LoopCallback):
+    """Every evaluation and checkpoint point reported to Ray Train (every rank; the checkpoint from rank 0)."""
+
+    def on_report(self, step: int, metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
+        import ray.train
+
+        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_directory) if checkpoint_directory else None
+        ray.train.report(metrics, checkpoint=checkpoint)
 
 
 def run_from_verified_checkpoint(
@@ -299,39 +293,3 @@ def quiet_per_report_logs() -> None:
         return
     for name in (train_context.__file__, train_storage.__name__):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-# ----------------------------------------------------------------------------- in process
-
-
-def run_local_training(
-    config: JobConfig, on_evaluation=None, use_gpu: bool | None = None, on_checkpoint=None
-) -> dict[str, Any]:
-    """Train in this process (one worker, local sampler state); returns the sampler's records.
-
-    `on_checkpoint(step, directory)`, when given, receives every checkpoint (`checkpoint_steps`) while
-    its staging directory exists (skill discovery keeps the model weights); without it none is written.
-
-    The device is a GPU when `use_gpu` (default: when the graph or tune trials ask for GPUs) and
-    one is visible. Parquet is read with pyarrow in this process unless `data.parquet.reader=ray_data`
-    asks otherwise (one worker gains nothing from Ray Data, which would start a local Ray)."""
-    config, setup = resolve_run(with_reader(config, "arrow"))
-    state = MixtureSamplerState(strategy_from_config(config, setup.train_skills, setup.eval_skills), config.train.seed)
-    if use_gpu is None:
-        use_gpu = config.graph.gpus_per_trial > 0 or config.tune.gpus_per_trial > 0
-    use_cuda = torch.cuda.is_available() and use_gpu
-    context = distributed.WorkerContext(0, 1, torch.device("cuda" if use_cuda else "cpu"))
-
-    def report(metrics: dict[str, Any], checkpoint_directory: str | None) -> None:
-        if on_evaluation is not None:
-            on_evaluation(metrics)
-        if on_checkpoint is not None and checkpoint_directory is not None:
-            on_checkpoint(metrics["step"], checkpoint_directory)
-
-    write_checkpoints = on_checkpoint is not None
-    result = training_loop(config, setup, context, state, report, None, write_checkpoints=write_checkpoints)
-    records = state.records()
-    if records["stopped"]:
-        raise ValueError(records["stopped"])
-    records.update(tokens_per_s=result.tokens_per_s, train_skills=setup.train_skills, eval_skills=setup.eval_skills)
-    return records

@@ -15,30 +15,25 @@ rank its share of any step of it, from one interface:
 (sample-level curricula): paced positions of a pool scored by the initial model. `Rounds` does
 what both share: fetch the round's mixture from the sampler once per round, check every rank holds
 the same one, recount a round resumed in the middle, and close a round with the achieved counts
-summed over ranks. `BatchPrefetcher` assembles the next step's batch on a background thread while
-this step trains, never across a round start, an evaluation or a checkpoint, so the rows, their
-order and every checkpointed position are exactly those of the synchronous loop.
+summed over ranks. A sample-level curriculum's pool is drawn in the proportions of round 0, which it
+asks the sampler for like any round.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from skillit_ray.config.job import JobConfig
 from skillit_ray.data.assembly import BatchAssembler
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.mixture.quotas import round_quotas, round_skill_schedule, split_quotas_across_ranks
+from skillit_ray.mixture.registry import strategy_class
 from skillit_ray.train import distributed
 from skillit_ray.train.curriculum import CurriculumPlan, build_curriculum_pool
-
-if TYPE_CHECKING:
-    from skillit_ray.config.job import JobConfig
-    from skillit_ray.train.sampler import SamplerClient
+from skillit_ray.train.sampler import SamplerClient
 
 
 class RoundPlan(Protocol):
@@ -96,11 +91,13 @@ class QuotaPlan:
         self.assembler.load_state_dict(state)
 
 
-def build_round_plan(config: JobConfig, setup: SkillSetup, tokenizer, context: distributed.WorkerContext) -> RoundPlan:
+def build_round_plan(
+    config: JobConfig, setup: SkillSetup, tokenizer, context: distributed.WorkerContext, sampler: SamplerClient
+) -> RoundPlan:
     """The curriculum plan for sample-level curricula (a strategy with a `sample_order`), else quotas."""
-    pool = build_curriculum_pool(config, setup, tokenizer)
-    if pool is not None:
-        return CurriculumPlan(config, pool, context)
+    if strategy_class(config.mixture.strategy).sample_order:
+        proportions = sampler.get_round(0, 0)["weights"]  # the pool's composition: the fixed round-0 mixture
+        return CurriculumPlan(config, build_curriculum_pool(config, setup, tokenizer, proportions), context)
     return QuotaPlan(config, setup, tokenizer, context)
 
 
@@ -115,6 +112,7 @@ class Rounds:
         self.round_index, self.round_start, self.round_end = -1, 0, 0
         self.schedule: np.ndarray | None = None
         self.num_ranks_agreeing = 0
+        self.weights: list[float] = []
         self.achieved = np.zeros(0, dtype=np.int64)
         self.last_counts = np.zeros(0, dtype=np.int64)  # this rank's per-skill counts of the last batch
 
@@ -140,61 +138,21 @@ class Rounds:
         if any(weights != weights_by_rank[0] for weights in weights_by_rank):
             raise RuntimeError(f"ranks received different mixtures for round {round_index}: {weights_by_rank}")
         self.round_index, self.num_ranks_agreeing = round_index, len(weights_by_rank)
+        self.weights = [float(weight) for weight in published["weights"]]
         self.schedule = self.plan.schedule(round_index, published["weights"], published["seed"])
         self.achieved = np.zeros(len(published["weights"]), dtype=np.int64)
         for done in range(self.round_start, step):  # resumed mid-round: recount what the round's earlier steps took
             self.achieved += self.plan.step_counts(self.schedule, done - self.round_start)
 
-    def close(self, completed: int) -> tuple[int, int, list[int], int] | None:
-        """At a round's last step: (round, step, achieved counts summed over ranks, ranks agreeing), else None."""
+    def close(self, completed: int) -> dict[str, Any] | None:
+        """At a round's last step (every rank): the round's record, with the achieved counts summed over ranks."""
         if completed != self.round_end:
             return None
         totals = distributed.all_reduce_sum(torch.as_tensor(self.achieved, dtype=torch.int64)).tolist()
-        return self.round_index, completed, totals, self.num_ranks_agreeing
-
-
-class BatchPrefetcher:
-    """This rank's batches, the next one assembled on a background thread while the current step trains.
-
-    The batch of step t + 1 is started right after step t's batch is handed out, unless step t + 1
-    starts a round (its mixture comes from the sampler, with a collective) or an evaluation or a
-    checkpoint comes first (`is_due(t + 1)`: the checkpoint must hold the stream positions after step
-    t). Those batches are assembled in line, as without prefetching. Steps are assembled strictly in
-    order, one at a time, so the rows and their order are those of the synchronous loop.
-
-    The thread assembles numpy rows and never calls torch: a torch op there would start a second
-    OpenMP team, and with more OpenMP threads than cores libgomp stops spin-waiting, which made the
-    same plain loop run 13-18% slower on the 2 cores here (README, Throughput).
-    """
-
-    def __init__(self, rounds: Rounds, is_due: Callable[[int], bool], num_steps: int, enabled: bool = True) -> None:
-        self.rounds, self.is_due, self.num_steps = rounds, is_due, num_steps
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skillit-prefetch") if enabled else None
-        self.pending: tuple[int, Future] | None = None
-
-    def _assemble(self, step: int) -> tuple[np.ndarray, np.ndarray, float]:
-        started = time.perf_counter()
-        rows = self.rounds.batch(step)
-        return rows, self.rounds.last_counts, time.perf_counter() - started
-
-    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """(token rows, this rank's per-skill counts, seconds spent assembling them, wherever that ran)."""
-        if self.pending is not None and self.pending[0] == step:
-            assembled = self.pending[1].result()
-        else:
-            assembled = self._assemble(step)
-        self.pending = None
-        following = step + 1
-        if (
-            self.executor is not None
-            and following < self.num_steps
-            and not self.is_due(following)
-            and self.rounds.in_current_round(following)
-        ):
-            self.pending = (following, self.executor.submit(self._assemble, following))
-        return assembled
-
-    def close(self) -> None:
-        """Wait for a batch still being assembled (its stream reads finish cleanly), then stop the thread."""
-        if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+        return {
+            "round": self.round_index,
+            "step": completed,
+            "weights": list(self.weights),
+            "achieved_counts": [int(count) for count in totals],
+            "num_ranks_agreeing": self.num_ranks_agreeing,
+        }

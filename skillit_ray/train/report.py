@@ -1,10 +1,10 @@
 """Plots and tables from a finished run's files; no Ray, no torch.
 
-Role in the flow: train -> graph/tune -> **report**. `outputs.py` writes a run directory
-(`mixture.jsonl`, `metrics.jsonl`, `summary.json`) and calls `plot_mixture_weights` and
-`plot_validation_loss` on it; `tune.py` calls `plot_graph_heatmap` on a learned skills graph;
-`comparison_table` and `plot_comparison` put several runs (one per strategy) side by side, like the
-paper's Table 5 and Figure 4.
+Role in the flow: train and tune -> **report** -> the run directory and `skillit-ray compare`. After a run,
+`outputs.py` calls `plot_mixture_weights` and `plot_validation_loss` on its directory (`mixture.jsonl`,
+`metrics.jsonl`, `summary.json`); `tune/graph_runs.py` calls `plot_graph_heatmap` on a learned skills
+graph; `comparison_table` and `plot_comparison` (`compare_runs`) put several runs (one per strategy) side
+by side, like the paper's Table 5 and Figure 4.
 
 Files read (one run directory):
     mixture.jsonl   one object per round: round, step, weights (training-skill order),
@@ -357,3 +357,10 @@ def plot_comparison(run_dirs: Sequence[str | Path], path: str | Path) -> Path | 
         accuracy_axes.grid(True, alpha=0.3)
         accuracy_axes.legend(title="strategy", fontsize="small")
     return save_figure(figure, path)
+
+
+def compare_runs(run_dirs: Sequence[str | Path], plot: str | None = None) -> str:
+    """`skillit-ray compare`: the comparison table, and the comparison plot (default: beside the first run)."""
+    first = str(run_dirs[0]).rstrip("/")
+    target = plot or f"{first.rsplit('/', 1)[0] if '/' in first else '.'}/comparison.png"
+    return f"{comparison_table(run_dirs)}plot: {plot_comparison(run_dirs, target)}"

@@ -1,7 +1,8 @@
 """Before Ray starts: a run's skills, its tokenizer checked against the data and the model, its data shape.
 
 Role in the flow: config -> **resolve** -> every driver (train, graph, tune) and the in-process runner.
-`resolve_run(config)` validates the config, resolves the skills (`sources.resolve_skills`: which
+`resolve_run(config)` validates the config and the strategy's options, resolves the skills
+(`data/sources/registry.resolve_skills`, with the source's options: which
 exist, which train, which evaluate, data on disk checked), loads the tokenizer and checks it on a
 sample of every skill (pad token, unknown-token rate) and against the model's vocabulary, and fills
 in the data shape left on auto, saying what it chose in the log:
@@ -17,19 +18,16 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from skillit_ray.config.job import JobConfig
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.sources.registry import resolve_skills, source_for
 from skillit_ray.data.tokenizer import UNKNOWN_RATE_SAMPLE_ROWS, check_model_vocabulary, check_unknown_rates
 from skillit_ray.mixture.registry import check_mixture
 from skillit_ray.skills.base import Sample
 from skillit_ray.train.model import MAX_ADDED_TOKENS, build_model, check_pretrained_directory, model_limits
-
-if TYPE_CHECKING:
-    from skillit_ray.config.job import JobConfig
 
 logger = logging.getLogger("skillit_ray")
 

@@ -1,21 +1,16 @@
 """The mixture-sampler Ray actor: one authority for the mixture of every round.
 
-Role in the flow: data -> **sampler** -> train. A thin `@ray.remote(num_cpus=0)` wrapper around a
-pure `mixture.MixtureStrategy`. Rank 0 reports each per-skill evaluation (already all-reduced, so
-every rank holds the same numbers) and each finished round's achieved counts; every rank asks for
-the mixture once per round. Calls are keyed by round and step, never by arrival order (Ray orders
-calls only per submitter), so all ranks of a round receive the identical `(round, weights, seed)`:
-the weights of a round are computed once, cached, and replayed on every later request, including
-after a resume.
-
-The actor also keeps the run's log (one record per round, one per evaluation), so that the whole
-mixture trajectory lives in one place, goes into every checkpoint through `state_dict`, and the
-driver can print a progress line per round while training runs.
+Role in the flow: mixture (a strategy) -> **sampler** -> train loop. A thin `@ray.remote(num_cpus=0)`
+wrapper around a pure `MixtureStrategy`. Rank 0 reports each per-skill evaluation (already
+all-reduced, so every rank holds the same numbers); every rank asks for the mixture once per round.
+Calls are keyed by round and step, never by arrival order (Ray orders calls only per submitter), so
+all ranks of a round receive the identical `(round, weights, seed)`: the weights of a round are
+computed once, cached, and replayed on every later request, including after a resume. Its state goes
+into every checkpoint (`sampler.json`). It carries no metrics: rank 0 writes those (`metrics.py`).
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import uuid
 from typing import Any, Protocol
@@ -31,71 +26,41 @@ class MixtureSamplerState:
     def __init__(self, strategy: MixtureStrategy, seed: int) -> None:
         self.strategy, self.seed = strategy, int(seed)
         self.round_weights: dict[int, list[float]] = {}
-        self.round_records: list[dict[str, Any]] = []
-        self.evaluations: list[dict[str, Any]] = []
-        self.train_records: list[dict[str, Any]] = []
         self.stopped: str | None = None
 
     def get_round(self, round_index: int, num_evaluations_expected: int) -> dict[str, Any]:
         """The round's mixture; computed on first request, identical for every later request."""
         if round_index not in self.round_weights:
-            if len(self.evaluations) < num_evaluations_expected:
+            observed = len(self.strategy.loss_steps)
+            if observed < num_evaluations_expected:
                 raise RuntimeError(
-                    f"round {round_index} asked for after {len(self.evaluations)} evaluations, expected "
+                    f"round {round_index} asked for after {observed} evaluations, expected "
                     f"{num_evaluations_expected}: rank 0 must report before the round starts"
                 )
             weights = self.strategy.weights_for_round(round_index)
             self.round_weights[round_index] = [float(value) for value in weights]
         return {"round": round_index, "weights": list(self.round_weights[round_index]), "seed": self.seed}
 
-    def report_evaluation(self, step: int, val_loss: list[float], accuracy: list[float] | None) -> int:
-        """Record one evaluation (idempotent per step, so a retried call does not double count)."""
-        if self.evaluations and step <= self.evaluations[-1]["step"]:
-            return len(self.evaluations)
-        self.strategy.observe(step, val_loss)
-        self.evaluations.append({"kind": "eval", "step": int(step), "val_loss": list(val_loss), "accuracy": accuracy})
-        return len(self.evaluations)
-
-    def report_round(self, round_index: int, step: int, achieved_counts: list[int], num_ranks_agreeing: int) -> None:
-        """Record a finished round: target weights, achieved counts, the last evaluation."""
-        if any(record["round"] == round_index for record in self.round_records):
-            return
-        last = self.evaluations[-1] if self.evaluations else {"val_loss": None, "accuracy": None}
-        self.round_records.append(
-            {
-                "round": int(round_index),
-                "step": int(step),
-                "weights": list(self.round_weights[round_index]),
-                "achieved_counts": [int(count) for count in achieved_counts],
-                "val_loss": last["val_loss"],
-                "accuracy": last["accuracy"],
-                "num_ranks_agreeing": int(num_ranks_agreeing),
-            }
-        )
-
-    def report_train(self, records: list[dict[str, Any]]) -> None:
-        """Training-loss lines (batched by rank 0, sent once per evaluation)."""
-        seen = {(record["kind"], record["step"]) for record in self.train_records}
-        self.train_records.extend(record for record in records if (record["kind"], record["step"]) not in seen)
+    def report_evaluation(self, step: int, val_loss: list[float]) -> int:
+        """Feed one evaluation to the strategy (idempotent per step, so a retried call does not double count)."""
+        steps = self.strategy.loss_steps
+        if not steps or step > steps[-1]:
+            self.strategy.observe(step, val_loss)
+        return len(self.strategy.loss_steps)
 
     def report_stop(self, message: str) -> None:
         """The run stopped early and must not be retried (e.g. a non-finite loss); the driver raises it."""
         self.stopped = message
 
-    def records(self) -> dict[str, Any]:
-        return {
-            "rounds": copy.deepcopy(self.round_records),
-            "evaluations": copy.deepcopy(self.evaluations),
-            "train": copy.deepcopy(self.train_records),
-            "stopped": self.stopped,
-        }
+    def stop_message(self) -> str | None:
+        return self.stopped
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy.state_dict(),
             "seed": self.seed,
             "round_weights": {str(key): value for key, value in self.round_weights.items()},
-            **self.records(),
+            "stopped": self.stopped,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -103,9 +68,6 @@ class MixtureSamplerState:
             raise ValueError(f"checkpoint was written with train.seed={state['seed']}, this run has {self.seed}")
         self.strategy.load_state_dict(state["strategy"])
         self.round_weights = {int(key): list(value) for key, value in state["round_weights"].items()}
-        self.round_records = list(state["rounds"])
-        self.evaluations = list(state["evaluations"])
-        self.train_records = list(state["train"])
         self.stopped = state.get("stopped")
 
 
@@ -130,8 +92,8 @@ class MixtureSampler:
         """(this incarnation, the state's method called with the arguments)."""
         return self.incarnation, getattr(self.state, method)(*arguments)
 
-    def records(self) -> dict[str, Any]:
-        return self.state.records()
+    def stop_message(self) -> str | None:
+        return self.state.stop_message()
 
     def process_id(self) -> int:
         return os.getpid()
@@ -155,11 +117,7 @@ class SamplerClient(Protocol):
     """What the training loop calls: the in-process `MixtureSamplerState` or `ActorSamplerClient`."""
 
     def get_round(self, round_index: int, num_evaluations_expected: int) -> dict[str, Any]: ...
-    def report_evaluation(self, step: int, val_loss: list[float], accuracy: list[float] | None) -> int: ...
-    def report_round(
-        self, round_index: int, step: int, achieved_counts: list[int], num_ranks_agreeing: int
-    ) -> None: ...
-    def report_train(self, records: list[dict[str, Any]]) -> None: ...
+    def report_evaluation(self, step: int, val_loss: list[float]) -> int: ...
     def report_stop(self, message: str) -> None: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...

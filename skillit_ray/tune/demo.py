@@ -26,7 +26,7 @@ from skillit_ray.config.job import load_config
 DEMO_ETA = 1.5
 """Skill-it's eta on the learned (relative) graph, chosen from the science experiments on this setting.
 The efficiency benchmark's tuning on its held-out seed later picked 0.5 (mean accuracy 0.985 against
-0.962 at 1.5, one seed each; docs/RESULTS.md); the README's demo figures are from 1.5."""
+0.962 at 1.5, one seed each; docs/benchmarks/efficiency.md); the demo's figures in docs/RESULTS.md are from 1.5."""
 
 DEMO_SETTINGS = [
     "data.source=staircase",
@@ -60,7 +60,7 @@ def run_demo(out_dir: str = "runs/demo", overrides: list[str] | None = None) -> 
 
     from skillit_ray.train import report
     from skillit_ray.train.launch import connect_ray, run_training
-    from skillit_ray.tune.drivers import learn_graph
+    from skillit_ray.tune.graph_runs import learn_graph
 
     storage = Path(out_dir).resolve()
     shared = [*DEMO_SETTINGS, f"run.storage_path={storage}", "run.resume=false", *(overrides or [])]

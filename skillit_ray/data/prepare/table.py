@@ -1,6 +1,6 @@
 """`skillit-ray prepare table`: a table with a skill column -> per-skill shards, a validation split, a tokenizer.
 
-Role in the flow: the user's table -> **prepare_table** -> `data/sources.ParquetDirectorySource`. Reads
+Role in the flow: the user's table -> **prepare table** -> the parquet source (`data/sources/parquet.py`). Reads
 parquet (file, directory, glob), JSON lines, CSV or a `datasets` directory (`data/table.py`) in Arrow
 batches, never whole into memory, in three passes:
 
@@ -21,6 +21,7 @@ output directory is refused unless `overwrite`, which clears it first.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -28,6 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -67,6 +69,16 @@ class TableOptions:
     max_unknown_token_rate: float = 0.02
     overwrite: bool = False
     decisions: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_arguments(cls, arguments: Any, max_unknown_token_rate: float) -> TableOptions:
+        """The options of `skillit-ray prepare table` from its parsed flags (every field but the decisions)."""
+        if not arguments.input:
+            raise ValueError("prepare table needs --input (a parquet/JSONL/CSV table, a datasets directory or hf:NAME)")
+        names = [
+            item.name for item in dataclasses.fields(cls) if item.name not in ("decisions", "max_unknown_token_rate")
+        ]
+        return cls(**{name: getattr(arguments, name) for name in names}, max_unknown_token_rate=max_unknown_token_rate)
 
     @property
     def text_columns(self) -> list[str]:
