@@ -159,7 +159,7 @@ def as_mapping(instance: Any) -> dict[str, Any]:
         elif dataclasses.is_dataclass(value):
             mapping[item.name] = as_mapping(value)
         else:
-            mapping[item.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else _copy(value)
+            mapping[item.name] = _copy(value)
     return mapping
 
 

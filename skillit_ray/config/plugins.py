@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import types
+from collections.abc import Callable, Iterable
 
 
 def subclasses_in(package: types.ModuleType, base: type) -> list[type]:
@@ -28,3 +29,22 @@ def subclasses_in(package: types.ModuleType, base: type) -> list[type]:
             found.append(cls)
         pending.extend(cls.__subclasses__())
     return found
+
+
+def registry(package: types.ModuleType, base: type, names: Callable[[type], Iterable[str]]) -> dict[str, type]:
+    """Name -> class for every subclass of `base` in `package`, each registered under `names(cls)` (none: a base
+    class that is not itself registered), in name order; a name registered by two classes is our bug."""
+    found: dict[str, type] = {}
+    for cls in subclasses_in(package, base):
+        for name in names(cls):
+            if name in found and found[name] is not cls:
+                raise TypeError(f"{name!r} is registered twice in {package.__name__}: {found[name]} and {cls}")
+            found[name] = cls
+    return dict(sorted(found.items()))
+
+
+def chosen(registered: dict[str, type], key: str, name: str) -> type:
+    """The class a config key names; the error names the key and lists every valid name."""
+    if name not in registered:
+        raise ValueError(f"{key}={name!r} is not valid; choose one of {', '.join(registered)}")
+    return registered[name]

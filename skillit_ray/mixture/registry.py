@@ -19,7 +19,7 @@ import numpy as np
 from skillit_ray.config.job import JobConfig
 from skillit_ray.config.loading import build_dataclass
 from skillit_ray.config.mixture import window_reduction
-from skillit_ray.config.plugins import subclasses_in
+from skillit_ray.config.plugins import chosen, registry
 from skillit_ray.graph.files import load_graph, load_graph_array
 from skillit_ray.mixture import strategies as strategies_package
 from skillit_ray.mixture.settings import full_graph_columns
@@ -30,21 +30,12 @@ from skillit_ray.mixture.update import as_graph, paper_binary_graph
 @cache
 def strategies() -> dict[str, type[MixtureStrategy]]:
     """Every strategy by name: the named `MixtureStrategy` subclasses of the modules in `strategies/`."""
-    found: dict[str, type[MixtureStrategy]] = {}
-    for cls in subclasses_in(strategies_package, MixtureStrategy):
-        if cls.name:
-            if cls.name in found and found[cls.name] is not cls:
-                raise TypeError(f"strategy name {cls.name!r} is defined twice: {found[cls.name]} and {cls}")
-            found[cls.name] = cls
-    return dict(sorted(found.items()))
+    return registry(strategies_package, MixtureStrategy, lambda cls: [cls.name] if cls.name else [])
 
 
 def strategy_class(name: str) -> type[MixtureStrategy]:
     """The strategy class of `mixture.strategy`; the error lists every strategy."""
-    known = strategies()
-    if name not in known:
-        raise ValueError(f"mixture.strategy={name!r} is not valid; choose one of {', '.join(known)}")
-    return known[name]
+    return chosen(strategies(), "mixture.strategy", name)
 
 
 def option_sections() -> dict[str, type]:

@@ -11,15 +11,14 @@ from functools import cache
 from typing import Any
 
 import skillit_ray.skills as skills_package
-from skillit_ray.config.plugins import subclasses_in
+from skillit_ray.config.plugins import registry
 from skillit_ray.skills.base import SkillGenerator
 
 
 @cache
 def skill_generators() -> dict[str, type[SkillGenerator]]:
     """Every generator family by name, in name order."""
-    found = {cls.family: cls for cls in subclasses_in(skills_package, SkillGenerator) if getattr(cls, "family", "")}
-    return dict(sorted(found.items()))
+    return registry(skills_package, SkillGenerator, lambda cls: [cls.family] if getattr(cls, "family", "") else [])
 
 
 def get_skill_generator(name: str, **options: Any) -> SkillGenerator:

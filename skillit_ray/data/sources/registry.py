@@ -17,7 +17,7 @@ from typing import Any
 
 from skillit_ray.config.job import JobConfig
 from skillit_ray.config.loading import build_dataclass
-from skillit_ray.config.plugins import subclasses_in
+from skillit_ray.config.plugins import chosen, registry
 from skillit_ray.data import sources as sources_package
 from skillit_ray.data.source import SkillSetup, SkillSource, ValidationSet, options_as_dict
 
@@ -25,21 +25,12 @@ from skillit_ray.data.source import SkillSetup, SkillSource, ValidationSet, opti
 @cache
 def sources() -> dict[str, type[SkillSource]]:
     """Every `data.source` value -> the class that serves it, from the modules of `sources/`."""
-    found: dict[str, type[SkillSource]] = {}
-    for cls in subclasses_in(sources_package, SkillSource):
-        for name in cls.names:
-            if name in found and found[name] is not cls:
-                raise TypeError(f"data source {name!r} is served twice: {found[name]} and {cls}")
-            found[name] = cls
-    return dict(sorted(found.items()))
+    return registry(sources_package, SkillSource, lambda cls: cls.names)
 
 
 def source_class(name: str) -> type[SkillSource]:
     """The class of a `data.source` value; the error lists every source."""
-    known = sources()
-    if name not in known:
-        raise ValueError(f"data.source={name!r} is not valid; choose one of {', '.join(known)}")
-    return known[name]
+    return chosen(sources(), "data.source", name)
 
 
 def source_options(config: JobConfig, name: str | None = None) -> Any:
