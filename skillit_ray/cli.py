@@ -3,6 +3,8 @@
     skillit-ray prepare lego|addition|staircase|lookup --out DIR   skill-partitioned parquet shards + manifest
     skillit-ray prepare table --input TABLE --skill-column C --text-column T --out DIR
                         [--val-rows N | --val-fraction F] [--tokenizer-vocab-size N | --tokenizer PATH]
+    skillit-ray prepare tokens --input DIR --out STORE [--sequence-length N] [--pack | --no-pack]
+                                                   a prepared directory tokenized once (Ray Data) into a token store
     skillit-ray train    --config FILE [--set k=v ...] one training run (Ray Train + sampler actor)
     skillit-ray graph    --config FILE                 skills graph from parallel short runs (Ray Tune)
     skillit-ray tune     --config FILE                 eta / rounds / window search (Ray Tune)
@@ -42,8 +44,10 @@ def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True
 
 def _add_prepare_parser(commands) -> None:
     prepare = commands.add_parser("prepare", help="write skill-partitioned parquet shards (generators or a table)")
-    prepare.add_argument("source", help="a generator family (lego, addition, staircase, lookup, ...) or table")
-    prepare.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
+    prepare.add_argument(
+        "source", help="a generator family (lego, addition, staircase, lookup, ...), table, or tokens (a token store)"
+    )
+    prepare.add_argument("--out", required=True, help="output directory or store URI (empty unless --overwrite)")
     prepare.add_argument("--overwrite", action="store_true", help="clear a non-empty --out first")
     prepare.add_argument("--rows-per-skill", type=int, default=20000, help="generators: training rows per skill")
     prepare.add_argument("--rows-per-part", type=int, default=2000, help="rows per parquet part file")
@@ -61,6 +65,11 @@ def _add_prepare_parser(commands) -> None:
     table.add_argument("--tiny-skills", choices=["drop", "merge"], default="drop", help="merge: into skill 'other'")
     table.add_argument("--tokenizer", default="", help="a tokenizer directory or tokenizer.json to use")
     table.add_argument("--tokenizer-vocab-size", type=int, default=0, help="or train a byte-level BPE of this size")
+    tokens = prepare.add_argument_group("tokens", "prepare tokens: --input is a prepared directory")
+    tokens.add_argument("--sequence-length", type=int, default=0, help="tokens per row (0: from the data)")
+    tokens.add_argument("--pack", action=argparse.BooleanOptionalAction, default=None,
+                        help="join training documents with EOS into full rows (default: plain text only)")  # fmt: skip
+    tokens.add_argument("--workers", type=int, default=0, help="tokenizing actors (0: one per cluster CPU)")
     _add_config_arguments(prepare, required=False)
 
 
@@ -179,6 +188,9 @@ def _discover(arguments: argparse.Namespace) -> None:
 def _prepare(arguments: argparse.Namespace) -> None:
     from skillit_ray.data.prepare.table import TableOptions, prepare_table
 
+    if arguments.source == "tokens":
+        _prepare_tokens(arguments)
+        return
     config = load_config(arguments.config, arguments.overrides)
     if arguments.source != "table":
         from skillit_ray.data.prepare.generators import prepare_synthetic
@@ -192,6 +204,21 @@ def _prepare(arguments: argparse.Namespace) -> None:
     options = TableOptions.from_arguments(arguments, config.data.max_unknown_token_rate)
     path = prepare_table(options)
     print(f"wrote {path}; train with --set data.source=parquet --set data.parquet.path={arguments.out}")
+
+
+def _prepare_tokens(arguments: argparse.Namespace) -> None:
+    from skillit_ray.data.prepare.tokens import TokenStoreOptions, summary
+    from skillit_ray.data.tokenize_job import run_prepare_tokens
+
+    if not arguments.input:
+        raise ValueError("prepare tokens needs --input DIR (a directory written by `skillit-ray prepare ...`)")
+    options = TokenStoreOptions(
+        arguments.input, arguments.out, arguments.sequence_length, arguments.pack, arguments.tokenizer,
+        arguments.workers, arguments.overwrite,
+    )  # fmt: skip
+    result = run_prepare_tokens(options)
+    _print_json({**summary(result["manifest"]), "seconds": round(result["seconds"], 2), "workers": result["workers"]})
+    print(f"wrote {arguments.out}; train with --set data.source=tokens --set data.tokens.path={arguments.out}")
 
 
 def _pretrain(arguments: argparse.Namespace) -> None:

@@ -37,7 +37,7 @@ def test_every_strategy_module_registers_a_strategy_and_the_paper_is_complete():
 
 def test_every_source_module_serves_a_source_and_every_skill_family_is_one():
     found = sources()
-    assert {"parquet", "table", *skill_generators()} == set(found)
+    assert {"parquet", "table", "tokens", *skill_generators()} == set(found)
     assert {cls.__module__.rsplit(".", 1)[1] for cls in found.values()} == modules(sources_package) - {"registry"}
     families = {cls.__module__.rsplit(".", 1)[1] for cls in skill_generators().values()}
     assert families == modules(skills_package) - {"base", "registry", "tokenizer", "evaluate"}

@@ -43,6 +43,9 @@ class SkillSetup:
     generator_options: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     """The source's typed options (`data.<kind>.*`) as plain values, defaults filled in."""
+    data_index: dict[str, Any] = field(default_factory=dict)
+    """What the source read on the driver to find its data (a token store's manifest), so that workers
+    read nothing more to open their streams."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -94,7 +97,7 @@ class SkillSource(abc.ABC):
     @abc.abstractmethod
     def describe(cls, config: JobConfig, options: Any) -> dict[str, Any]:
         """`SkillSetup` fields this source knows before skills are chosen: family, all_skills (ordered),
-        dataset_path, tokenizer_path, generator_options."""
+        dataset_path, tokenizer_path, generator_options, data_index."""
 
     @abc.abstractmethod
     def check(self, config: JobConfig) -> None:
@@ -120,6 +123,10 @@ class SkillSource(abc.ABC):
         """The first `count` training items of a skill, for checks and data-shape defaults before a run."""
         reader = self.pool_reader(skill, count, config)
         return [reader(index) for index in range(count)]
+
+    def stored_shape(self) -> tuple[int, bool] | None:
+        """(tokens per row, packed) when the data is stored tokenized (fixed), else None: the run chooses."""
+        return None
 
     def packs_text(self) -> bool:
         """Whether plain text from this source may be packed into full rows (`data.pack_sequences` unset)."""

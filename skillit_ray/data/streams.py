@@ -29,7 +29,7 @@ import numpy as np
 
 from skillit_ray.config.job import JobConfig
 from skillit_ray.data.source import SkillSetup
-from skillit_ray.data.tokens import encode_texts, epoch_part_order, tokenize_text_batch
+from skillit_ray.data.tokens import encode_texts, epoch_part_order, tokenize_text_batch, window_order
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class PositionalParquetSkillStream:
             self._next_window += 1
             if self._next_window - 1 == window_index:
                 break
-        order = np.random.default_rng([self.seed, epoch, window_index, 0x5F]).permutation(len(texts))
+        order = window_order(self.seed, epoch, window_index, len(texts))
         self._window = (epoch, window_index, [texts[position] for position in order])
         return self._window[2]
 

@@ -26,6 +26,25 @@ def token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
     return [encoding.ids for encoding in encode(texts, add_special_tokens=False)]
 
 
+PACKED_LENGTH_RANGE = (64, 512)
+"""Packed text: the automatic sequence length stays in this range (tokens)."""
+
+
+def automatic_sequence_length(lengths: list[int], packed: bool, positions: int | None = None) -> tuple[int, str]:
+    """(tokens per row, why) for documents of these token lengths: unpacked, the longest (rounded up to a
+    multiple of 8) so nothing is cut; packed, the median rounded up to a power of two in 64..512; both
+    capped by the model's position table when it has one."""
+    values = np.asarray(lengths, dtype=np.float64)
+    if packed:
+        length = int(2 ** np.ceil(np.log2(max(1.0, float(np.median(values))))))
+        length, why = int(np.clip(length, *PACKED_LENGTH_RANGE)), f"median document {int(np.median(values))}"
+    else:
+        length, why = max(8, int(np.ceil(values.max() / 8) * 8)), f"longest sampled row {int(values.max())}"
+    if positions is not None and length > positions:
+        length, why = positions, f"{why}, capped by the model's {positions} positions"
+    return length, why
+
+
 def encode_texts(tokenizer, texts: list[str], sequence_length: int, pack: bool = False) -> np.ndarray:
     """Token rows of exactly `sequence_length` ids (int32), padded with the pad id.
 
@@ -78,8 +97,71 @@ def tokenize_text_batch(batch: dict[str, np.ndarray], tokenizer, text_column: st
 
 
 def epoch_part_order(seed: int, epoch: int, num_parts: int) -> np.ndarray:
-    """The seeded order in which a skill's part files are read in one epoch (both parquet streams)."""
+    """The seeded order in which a skill's part files (or a store's shards) are read in one epoch."""
     return np.random.default_rng([seed, epoch, 0xDA7A]).permutation(num_parts)
+
+
+def window_order(seed: int, epoch: int, window_index: int, size: int) -> np.ndarray:
+    """The seeded order of the rows in one window of an epoch's sequence (`PositionalOrder`)."""
+    return np.random.default_rng([seed, epoch, window_index, 0x5F]).permutation(size)
+
+
+class PositionalOrder:
+    """Where position g of a skill lies: (part, row within the part), the same for every worker.
+
+    Position g is offset g % n of epoch g // n (n = the skill's rows). An epoch is the parts in a seeded
+    order (`epoch_part_order`), rows in part order, permuted within consecutive windows of `window_rows`
+    rows (`window_order`). `data.parquet.split=positions` reads a prepared directory this way and the
+    token store its shards (one per part), so both give the same rows in the same order.
+    """
+
+    def __init__(self, part_rows: list[int], seed: int, window_rows: int) -> None:
+        self.part_rows = np.asarray(part_rows, dtype=np.int64)
+        self.num_rows, self.seed, self.window_rows = int(self.part_rows.sum()), seed, max(1, window_rows)
+        if self.num_rows < 1:
+            raise ValueError("a skill needs at least one row")
+        self._epochs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._windows: dict[tuple[int, int], np.ndarray] = {}
+
+    def _epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        if epoch not in self._epochs:
+            order = epoch_part_order(self.seed, epoch, len(self.part_rows))
+            self._epochs = {epoch: (order, np.cumsum(self.part_rows[order]))}  # positions only grow: keep one
+        return self._epochs[epoch]
+
+    def _window(self, epoch: int, window: int) -> np.ndarray:
+        if (epoch, window) not in self._windows:
+            size = min(self.window_rows, self.num_rows - window * self.window_rows)
+            self._windows = {(epoch, window): window_order(self.seed, epoch, window, size)}
+        return self._windows[(epoch, window)]
+
+    def locate(self, position: int) -> tuple[int, int]:
+        """(part index, row within the part) of a position."""
+        epoch, offset = divmod(int(position), self.num_rows)
+        window, within = divmod(offset, self.window_rows)
+        sequence_index = window * self.window_rows + int(self._window(epoch, window)[within])
+        order, ends = self._epoch(epoch)
+        slot = int(np.searchsorted(ends, sequence_index, side="right"))
+        start = int(ends[slot - 1]) if slot else 0
+        return int(order[slot]), sequence_index - start
+
+    def locate_many(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(part indices, rows within the parts) of many positions, vectorized per epoch and window."""
+        positions = np.asarray(positions, dtype=np.int64)
+        epochs, offsets = np.divmod(positions, self.num_rows)
+        windows, within = np.divmod(offsets, self.window_rows)
+        sequence_index = np.empty_like(positions)
+        for epoch, window in sorted({(int(e), int(w)) for e, w in zip(epochs, windows)}):
+            chosen = (epochs == epoch) & (windows == window)
+            sequence_index[chosen] = window * self.window_rows + self._window(epoch, window)[within[chosen]]
+        parts, rows = np.empty_like(positions), np.empty_like(positions)
+        for epoch in np.unique(epochs):
+            chosen = epochs == epoch
+            order, ends = self._epoch(int(epoch))
+            slots = np.searchsorted(ends, sequence_index[chosen], side="right")
+            starts = np.where(slots > 0, ends[np.maximum(slots - 1, 0)], 0)
+            parts[chosen], rows[chosen] = order[slots], sequence_index[chosen] - starts
+        return parts, rows
 
 
 def shuffle_batch_rows(rows: np.ndarray, seed: int, step: int, rank: int) -> np.ndarray:

@@ -68,12 +68,15 @@ class CurriculumPool:
         return isinstance(self.items([0])[0], Sample)
 
     def items(self, positions) -> list:
-        """Samples (with answers) or texts at these pool positions."""
+        """Samples (with answers), texts or token rows at these pool positions."""
         return [self.readers[int(self.skills[p])](int(self.within_skill[p])) for p in positions]
 
     def token_rows(self, positions) -> np.ndarray:
         """Training rows (whole sentence, padded) for these pool positions."""
-        texts = [item.text if isinstance(item, Sample) else item for item in self.items(positions)]
+        items = self.items(positions)
+        if items and isinstance(items[0], np.ndarray):  # a source of stored token rows
+            return np.stack(items).astype(np.int32)
+        texts = [item.text if isinstance(item, Sample) else item for item in items]
         return encode_texts(self.tokenizer, texts, self.config.data.sequence_length)
 
     def batch(self, positions: np.ndarray, step: int, rank: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,7 @@ in the data shape left on auto, saying what it chose in the log:
 
 * `data.pack_sequences` unset: packing for plain text (documents joined with EOS and cut into full
   rows: no padding wasted), none for prompt/answer or synthetic samples (one sample per row);
-* `data.sequence_length=0`: without packing, the longest sampled row (rounded up to a multiple of 8)
-  so nothing is truncated; with packing, the median document length rounded up to a power of two in
-  64..512. Both are capped by the model's position table when it has a fixed one.
+* `data.sequence_length=0`: `data/tokens.automatic_sequence_length` of the sampled rows.
 """
 
 from __future__ import annotations
@@ -19,20 +17,16 @@ from __future__ import annotations
 import copy
 import logging
 
-import numpy as np
-
 from skillit_ray.config.job import JobConfig
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.sources.registry import resolve_skills, source_for
 from skillit_ray.data.tokenizer import UNKNOWN_RATE_SAMPLE_ROWS, check_model_vocabulary, check_unknown_rates
+from skillit_ray.data.tokens import automatic_sequence_length, token_ids
 from skillit_ray.mixture.registry import check_mixture
 from skillit_ray.skills.base import Sample
 from skillit_ray.train.model import MAX_ADDED_TOKENS, build_model, check_pretrained_directory, model_limits
 
 logger = logging.getLogger("skillit_ray")
-
-PACKED_LENGTH_RANGE = (64, 512)
-"""Packed text: the automatic sequence length stays in this range (tokens)."""
 
 
 def resolve_run(config: JobConfig) -> tuple[JobConfig, SkillSetup]:
@@ -42,15 +36,26 @@ def resolve_run(config: JobConfig) -> tuple[JobConfig, SkillSetup]:
     setup = resolve_skills(config)
     source = source_for(setup)
     tokenizer = source.load_tokenizer()
+    positions, vocab_size = model_limits(config.model.size, config.model.pretrained_path, config.model.overrides)
+    pretrained_path = config.model.pretrained_path
+    model_name = f"model.pretrained_path={pretrained_path}" if pretrained_path else "the model"
+    stored = source.stored_shape()
+    if stored is not None:  # tokenized before the run: the shape is the data's, its text was checked then
+        check_model_vocabulary(vocab_size, tokenizer, model_name, MAX_ADDED_TOKENS if pretrained_path else 0)
+        resolved = with_stored_shape(config, setup, *stored)
+        if positions is not None and stored[0] > positions:
+            raise ValueError(
+                f"the token store {setup.dataset_path} holds rows of {stored[0]} tokens, more than {model_name}'s "
+                f"{positions} positions; prepare the store again with --sequence-length {positions}"
+            )
+        check_model_builds(resolved, len(tokenizer))
+        return resolved, setup
     skills = list(dict.fromkeys(setup.train_skills + setup.eval_skills))
     items = {skill: source.sample_items(skill, UNKNOWN_RATE_SAMPLE_ROWS, config) for skill in skills}
     texts = {skill: [item.text if isinstance(item, Sample) else item for item in rows] for skill, rows in items.items()}
     where = setup.tokenizer_path or f"built from the {setup.family} vocabulary"
     check_unknown_rates(tokenizer, texts, config.data.max_unknown_token_rate, where)
-    positions, vocab_size = model_limits(config.model.size, config.model.pretrained_path, config.model.overrides)
-    pretrained_path = config.model.pretrained_path
-    model_name = f"model.pretrained_path={pretrained_path}" if pretrained_path else "the model"
-    check_model_vocabulary(vocab_size, tokenizer, model_name, MAX_ADDED_TOKENS if config.model.pretrained_path else 0)
+    check_model_vocabulary(vocab_size, tokenizer, model_name, MAX_ADDED_TOKENS if pretrained_path else 0)
     resolved = with_data_shape(config, setup, tokenizer, items, positions)
     check_samples_fit(resolved, setup, tokenizer, items)
     check_model_builds(resolved, len(tokenizer))
@@ -93,6 +98,26 @@ def check_model_builds(config: JobConfig, vocab_size: int) -> None:
         ) from None
 
 
+def with_stored_shape(config: JobConfig, setup: SkillSetup, sequence_length: int, packed: bool) -> JobConfig:
+    """A copy of the config with the stored data's shape; a different shape asked for is refused."""
+    data, where = config.data, setup.dataset_path
+    if data.sequence_length and data.sequence_length != sequence_length:
+        raise ValueError(
+            f"data.sequence_length={data.sequence_length}, but the token store {where} holds rows of "
+            f"{sequence_length} tokens; set data.sequence_length={sequence_length} (or 0), or prepare the store "
+            f"again with --sequence-length {data.sequence_length}"
+        )
+    if data.pack_sequences is not None and data.pack_sequences != packed:
+        raise ValueError(
+            f"data.pack_sequences={str(data.pack_sequences).lower()}, but the token store {where} was prepared "
+            f"with packed={str(packed).lower()}; leave data.pack_sequences unset, or prepare the store again with "
+            f"{'--pack' if data.pack_sequences else '--no-pack'}"
+        )
+    resolved = copy.deepcopy(config)
+    resolved.data.sequence_length, resolved.data.pack_sequences = sequence_length, packed
+    return resolved
+
+
 def with_data_shape(config: JobConfig, setup: SkillSetup, tokenizer, items: dict, positions: int | None) -> JobConfig:
     """A copy of the config with `data.pack_sequences` and `data.sequence_length` resolved when on auto."""
     data = config.data
@@ -107,14 +132,8 @@ def with_data_shape(config: JobConfig, setup: SkillSetup, tokenizer, items: dict
         notes.append(f"data.pack_sequences=auto -> {str(resolved.data.pack_sequences).lower()} ({why})")
     if not data.sequence_length:
         texts = [item.text if isinstance(item, Sample) else item for rows in items.values() for item in rows]
-        lengths = np.asarray([len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]])
-        if resolved.data.pack_sequences:
-            length = int(2 ** np.ceil(np.log2(max(1.0, float(np.median(lengths))))))
-            length, why = int(np.clip(length, *PACKED_LENGTH_RANGE)), f"median document {int(np.median(lengths))}"
-        else:
-            length, why = max(8, int(np.ceil(lengths.max() / 8) * 8)), f"longest sampled row {int(lengths.max())}"
-        if positions is not None and length > positions:
-            length, why = positions, f"{why}, capped by the model's {positions} positions"
+        lengths = [len(ids) for ids in token_ids(tokenizer, texts)]
+        length, why = automatic_sequence_length(lengths, bool(resolved.data.pack_sequences), positions)
         resolved.data.sequence_length = length
         notes.append(f"data.sequence_length=auto -> {length} tokens ({why})")
     logger.info("data shape for %s skills: %s", setup.family, "; ".join(notes))
