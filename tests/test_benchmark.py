@@ -66,20 +66,25 @@ def test_the_sampler_benchmark_agrees_with_the_baseline_and_publishes_to_every_w
     assert [(row["workers"], row["skills"]) for row in published] == [(1, 5), (3, 5)]
 
 
-def test_the_data_path_benchmark_measures_both_readers_against_the_plain_loop(ray_local, tmp_path):
+def test_the_data_path_benchmark_measures_the_readers_and_the_prepare_against_the_plain_loop(ray_local, tmp_path):
     from skillit_ray.benchmarks.data_path import data_path_benchmark, markdown
-    from skillit_ray.benchmarks.efficiency_settings import SETTINGS, prepare_data
+    from skillit_ray.benchmarks.efficiency_settings import text_directory
 
-    overrides = prepare_data(SETTINGS["quick"]["text"], tmp_path, "quick")
-    prepared = next(override.split("=", 1)[1] for override in overrides if override.startswith("data.parquet.path="))
-    # Ray Data's pipelines take a minute to start on a loaded 2-core machine: its path is the same
-    # stream the training tests read (test_data.py); here only the one it does not run above 32 skills
-    result = data_path_benchmark(prepared, skill_counts=(3, 40), skews=(1, 10), epochs=0.5, readers=("arrow",))
+    prepared = str(text_directory(tmp_path, "quick"))
+    # Ray Data's parquet pipelines take a minute to start on a loaded 2-core machine: its path is the same
+    # stream the training tests read (test_data.py); the split over the store's shards runs at 3 skills
+    readers = ("store", "arrow", "store_split")
+    result = data_path_benchmark(prepared, skill_counts=(3, 40), skews=(1, 10), epochs=0.5, readers=readers,
+                                 prepare_copies=1)  # fmt: skip
     by_key = {(row["skills"], row["reader"], row["skew"]): row for row in result["rows"]}
-    assert len(by_key) == 4
-    for row in by_key.values():
-        assert row["tokens_per_s"] > 0 and row["plain_tokens_per_s"] > 0 and row["steps"] >= 1
-    skipped = data_path_benchmark(prepared, skill_counts=(40,), skews=(1,), readers=("ray_data",))["rows"][0]
-    assert skipped["tokens_per_s"] is None and "not run" in skipped["note"]  # above 32 skills, and says why
+    assert len(by_key) == 12
+    for key, row in by_key.items():
+        if key[0] == 40 and key[1] == "store_split":
+            assert row["tokens_per_s"] is None and "not run" in row["note"]  # says why
+        else:
+            assert row["tokens_per_s"] > 0 and row["plain_tokens_per_s"] > 0 and row["steps"] >= 1
+    for prepare in result["prepare"]:  # the same store both ways (checked inside), timed both ways
+        assert prepare["prepare_one_process_tokens_per_s"] > 0 and prepare["prepare_ray_data_tokens_per_s"] > 0
     assert result["best_tokens_per_s_per_core"] > 0 and result["cores_per_gpu_for_gpt2_124m_h100"] >= 0
+    assert "| 40 | store | 10:1 |" in markdown(result)
     assert "| 40 | arrow | 10:1 |" in markdown(result)

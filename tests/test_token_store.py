@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -300,3 +301,38 @@ def test_prepare_tokens_without_input_exits_with_the_fix(tmp_path, capsys):
 
     assert main(["prepare", "tokens", "--out", str(tmp_path / "store")]) == 2
     assert "prepare tokens needs --input DIR" in capsys.readouterr().err
+
+
+def test_a_split_stream_takes_exact_counts_over_the_passes_of_the_store(ray_local, lego_store, tmp_path):
+    from skillit_ray.data.ray_datasets import SplitStream, store_skill_dataset
+
+    config, setup = resolve_run(store_config(tmp_path, lego_store))
+    every_row = {bytes(row) for shard in sorted((lego_store / "train" / "lego_2").glob("*.tokens"))
+                 for row in np.fromfile(shard, dtype="<u2").reshape(-1, 28).astype(np.int32)}  # fmt: skip
+    iterator = store_skill_dataset(str(lego_store), setup.data_index, "lego_2", seed=0, epochs=2).streaming_split(1)[0]
+    stream = SplitStream(iterator, "lego_2", 28, seed=0, shuffle_rows=1)
+    taken = [stream.take(count, 0) for count in (70, 130, 1, 199)]  # 200 rows a pass, shards in seeded order
+    assert [len(rows) for rows in taken] == [70, 130, 1, 199] and taken[0].dtype == np.int32
+    counts = Counter(bytes(row) for row in np.concatenate(taken))  # blocks arrive in no fixed order
+    assert set(counts) == every_row and set(counts.values()) == {2}  # both passes, every row twice
+    with pytest.raises(ValueError, match="streaming split ran out of rows"):
+        stream.take(1, 0)
+
+
+@pytest.mark.parametrize("source", ["tokens", pytest.param("parquet", marks=pytest.mark.slow)])
+def test_streaming_split_training_on_two_workers_trains_exact_quotas(ray_local, lego_dataset, lego_store, tmp_path,
+                                                                      source):  # fmt: skip
+    """Per-skill datasets handed to Ray Train, one streaming_split each: every step's counts are exact."""
+    from skillit_ray.train.launch import run_training
+
+    reader = {
+        "tokens": (f"data.tokens.path={lego_store}", "data.tokens.reader=streaming_split", "data.sequence_length=0"),
+        "parquet": (f"data.parquet.path={lego_dataset}", "data.parquet.reader=streaming_split"),
+    }[source]
+    config = small_config(tmp_path, f"data.source={source}", *reader, "scaling.num_workers=2", f"run.name={source}")
+    run_training(config)
+    rounds = [json.loads(line) for line in (tmp_path / source / "mixture.jsonl").read_text().splitlines()]
+    assert len(rounds) == 3
+    for record in rounds:
+        start, end = config.train.steps_in_round(record["round"], config.mixture.num_rounds)
+        assert record["achieved_counts"] == round_quotas(record["weights"], (end - start) * 8).tolist()

@@ -178,10 +178,8 @@ VALIDATION_DOCUMENTS = {"full": 150, "quick": 10}
 TOKENIZER_SIZE = {"full": 4096, "quick": 320}
 
 
-def prepare_data(setting: Setting, directory: Path, profile: str) -> list[str]:
-    """Overrides that point a setting at its data, building the text corpus once per profile."""
-    if setting.data != "text":
-        return []
+def text_directory(directory: Path, profile: str) -> Path:
+    """The real-text corpus of a profile as a prepared directory (built once: corpus -> prepare table)."""
     from skillit_ray.data.prepare.corpus import build_corpus_table
     from skillit_ray.data.prepare.table import TableOptions, prepare_table
 
@@ -193,12 +191,25 @@ def prepare_data(setting: Setting, directory: Path, profile: str) -> list[str]:
             input=str(table), out=str(prepared), skill_column="source", val_rows=VALIDATION_DOCUMENTS[profile],
             tokenizer_vocab_size=TOKENIZER_SIZE[profile], rows_per_part=500, overwrite=True,
         ))  # fmt: skip
+    return prepared
+
+
+def prepare_data(setting: Setting, directory: Path, profile: str) -> list[str]:
+    """Overrides that point a setting at its data: the text corpus tokenized once into a token store
+    (128-token packed rows, as the text settings train), built once per profile."""
+    if setting.data != "text":
+        return []
+    from skillit_ray.data.prepare.tokens import TokenStoreOptions, prepare_in_process
+
+    prepared = text_directory(directory, profile)
+    store = directory / f"tokens_{profile}"
+    prepare_in_process(TokenStoreOptions(str(prepared), str(store), sequence_length=128, pack=True))
     manifest = json.loads((prepared / "manifest.json").read_text())
     tokens = [manifest["rows"][skill]["train_tokens"] for skill in manifest["skills"]]
     names = [name for name in manifest["skills"]]
     wanted = names if "data.train_skills" not in " ".join(setting.overrides) else TEXT_SKILLS[:4]
     shares = [tokens[names.index(name)] / sum(tokens[names.index(other)] for other in wanted) for name in wanted]
     return [
-        "data.source=parquet", f"data.parquet.path={prepared}",
+        "data.source=tokens", f"data.tokens.path={store}",
         f"mixture.proportions=[{', '.join(f'{share:.4f}' for share in shares)}]",
     ]  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from skillit_ray.config.job import JobConfig
+from skillit_ray.data.ray_datasets import SPLIT_SHUFFLE_ROWS, SplitStream
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.sources.registry import source_for
 from skillit_ray.data.tokens import shuffle_batch_rows
@@ -24,8 +25,13 @@ from skillit_ray.data.tokens import shuffle_batch_rows
 class BatchAssembler:
     """Builds this rank's batch for a step from the per-rank, per-skill counts of that step."""
 
-    def __init__(self, config: JobConfig, setup: SkillSetup, tokenizer, rank: int, world_size: int) -> None:
+    def __init__(
+        self, config: JobConfig, setup: SkillSetup, tokenizer, rank: int, world_size: int, splits: dict | None = None
+    ) -> None:
+        """`splits`: per-skill Ray Data iterators (this rank's `streaming_split` of each skill's dataset) to
+        read instead of the source's streams (`ray_datasets.SplitStream`)."""
         self.rank, self.world_size, self.seed = rank, world_size, config.train.seed
+        self.splits = splits or {}
         self.skills = setup.train_skills
         self.sequence_length = config.data.sequence_length
         self.pad_id = tokenizer.pad_token_id
@@ -36,7 +42,12 @@ class BatchAssembler:
 
     def _stream(self, skill: str):
         if skill not in self.streams:
-            stream = source_for(self.setup).open_stream(skill, self.tokenizer, self.config, self.rank, self.world_size)
+            if skill in self.splits:
+                stream = SplitStream(self.splits[skill], skill, self.sequence_length, self.seed, SPLIT_SHUFFLE_ROWS)
+            else:
+                stream = source_for(self.setup).open_stream(
+                    skill, self.tokenizer, self.config, self.rank, self.world_size
+                )
             if skill in self._pending_stream_states:
                 stream.load_state_dict(self._pending_stream_states.pop(skill))
             self.streams[skill] = stream
@@ -44,6 +55,10 @@ class BatchAssembler:
 
     def next_batch(self, counts_by_rank: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
         """(input_ids [n, L], per-skill counts actually placed) for this rank at `step`."""
+        if self.splits and not self.streams:  # every rank starts every split, in one order (see SplitStream)
+            for skill in self.skills:
+                if skill in self.splits:
+                    self._stream(skill).start()
         rows, achieved = [], np.zeros(len(self.skills), dtype=np.int64)
         for skill_index, skill in enumerate(self.skills):
             count = int(counts_by_rank[self.rank, skill_index])

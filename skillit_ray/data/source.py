@@ -124,6 +124,11 @@ class SkillSource(abc.ABC):
         reader = self.pool_reader(skill, count, config)
         return [reader(index) for index in range(count)]
 
+    def ray_dataset(self, skill: str, tokenizer, config: JobConfig):
+        """The skill's training rows as a Ray Data dataset when the source is read through Ray Train's
+        streaming splits (`reader: streaming_split`; `data/ray_datasets.py`), else None."""
+        return None
+
     def stored_shape(self) -> tuple[int, bool] | None:
         """(tokens per row, packed) when the data is stored tokenized (fixed), else None: the run chooses."""
         return None

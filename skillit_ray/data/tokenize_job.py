@@ -12,6 +12,7 @@ every node sees and the store on shared disk or object storage.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -36,6 +37,7 @@ class ShardWriter:
     """A Ray Data actor: tokenizes and writes the shards of the work items it is handed."""
 
     def __init__(self, tokenizer, header: dict[str, Any], out: str) -> None:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one actor per CPU: one thread each, not a pool each
         self.tokenizer, self.header, self.out = tokenizer, header, out
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

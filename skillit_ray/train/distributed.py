@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +23,8 @@ class WorkerContext:
     rank: int
     world_size: int
     device: torch.device
+    dataset_splits: dict[str, Any] = field(default_factory=dict)
+    """This rank's Ray Data `streaming_split` per skill (`data.*.reader=streaming_split`), else empty."""
 
     @property
     def is_rank_zero(self) -> bool:

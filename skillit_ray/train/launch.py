@@ -12,6 +12,7 @@ from the newest verified checkpoint. The in-process runner is `local.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ import torch
 
 from skillit_ray.config.job import JobConfig, config_from_dict
 from skillit_ray.data.source import SkillSetup
+from skillit_ray.data.sources.registry import skill_datasets
 from skillit_ray.data.storage import RunStorage
 from skillit_ray.mixture.registry import strategy_from_config
 from skillit_ray.train import checkpoint, distributed, faults, outputs, run_identity
@@ -169,6 +171,8 @@ def torch_trainer(config: JobConfig, setup: SkillSetup, storage: RunStorage, res
     from ray.train.torch import TorchConfig, TorchTrainer
 
     scaling = config.scaling
+    datasets = skill_datasets(config, setup)  # one streaming_split per skill, when the source is read that way
+    splitting = {"datasets": datasets, "dataset_config": ray.train.DataConfig(datasets_to_split="all")}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -176,7 +180,9 @@ def torch_trainer(config: JobConfig, setup: SkillSetup, storage: RunStorage, res
             "setup": setup.to_dict(),
             "sampler_name": sampler_actor_name(config.run.name),
             "resume_checkpoint": resume_checkpoint,
+            "split_skills": list(datasets),
         },
+        **(splitting if datasets else {}),
         torch_config=TorchConfig(backend=scaling.resolved_torch_backend()),
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers,
@@ -223,6 +229,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     quiet_per_report_logs()
     context = distributed.worker_context()
+    splits = {skill: ray.train.get_dataset_shard(skill) for skill in loop_config.get("split_skills", [])}
+    context = dataclasses.replace(context, dataset_splits=splits)
     distributed.log_rank0(
         context, "worker group: %d worker(s), device %s, %d torch threads per worker",
         context.world_size, context.device, torch.get_num_threads(),

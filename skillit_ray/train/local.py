@@ -39,7 +39,7 @@ def run_local_training(
     The device is a GPU when `use_gpu` (default: when the graph or tune trials ask for GPUs) and one is
     visible. Parquet is read with pyarrow in this process unless `data.parquet.reader=ray_data` asks
     otherwise (one worker gains nothing from Ray Data, which would start a local Ray)."""
-    config, setup = resolve_run(with_reader(config, "arrow"))
+    config, setup = resolve_run(with_reader(config, "arrow", replace=("auto", "streaming_split")))
     state = MixtureSamplerState(strategy_from_config(config, setup.train_skills, setup.eval_skills), config.train.seed)
     if use_gpu is None:
         use_gpu = config.graph.gpus_per_trial > 0 or config.tune.gpus_per_trial > 0

@@ -49,7 +49,9 @@ class QuotaPlan:
 
     def __init__(self, config: JobConfig, setup: SkillSetup, tokenizer, context: distributed.WorkerContext) -> None:
         self.config, self.context, self.num_skills = config, context, len(setup.train_skills)
-        self.assembler = BatchAssembler(config, setup, tokenizer, context.rank, context.world_size)
+        self.assembler = BatchAssembler(
+            config, setup, tokenizer, context.rank, context.world_size, splits=context.dataset_splits
+        )
 
     def prepare(self, model: torch.nn.Module, autocast_bf16: bool) -> None:
         pass  # streams open lazily at the first batch

@@ -27,7 +27,7 @@ def trial_run_config(config: JobConfig) -> JobConfig:
     """
     if config.data.source == "parquet" and config.data.source_options().get("reader") == "ray_data":
         logger.warning("data.parquet.reader=ray_data is read with pyarrow inside Tune trials (no Ray Data deadlock)")
-    trial = copy.deepcopy(with_reader(config, "arrow", replace=("auto", "ray_data")))
+    trial = copy.deepcopy(with_reader(config, "arrow", replace=("auto", "ray_data", "streaming_split")))
     trial.scaling.num_workers = 1
     return trial
 

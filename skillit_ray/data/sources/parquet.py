@@ -21,11 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from skillit_ray.config.job import JobConfig
 from skillit_ray.config.loading import choice, require
+from skillit_ray.data.ray_datasets import epochs_for_run, text_skill_dataset
 from skillit_ray.data.source import SkillSource, ValidationSet, validation_from_items
 from skillit_ray.data.streams import ParquetSkillStream, PositionalParquetSkillStream, list_parts
-from skillit_ray.data.tokenizer import load_checked_tokenizer
+from skillit_ray.data.tokenizer import UNKNOWN_RATE_SAMPLE_ROWS, load_checked_tokenizer
+from skillit_ray.data.tokens import token_ids
 from skillit_ray.skills.base import Sample
 
 logger = logging.getLogger(__name__)
@@ -50,15 +54,18 @@ class ParquetOptions:
     reader: str = "auto"
     """How a worker reads a skill: "ray_data" (a Ray Data read_parquet + map_batches pipeline per skill:
     reads and tokenizes in other Ray processes), "arrow" (pyarrow in the worker process: no per-skill Ray
-    tasks, for hundreds of skills) or "auto" (ray_data up to `streams.RAY_DATA_MAX_SKILLS` training skills,
-    arrow above). Without packing both give the same rows in the same order."""
+    tasks, for hundreds of skills), "auto" (ray_data up to `streams.RAY_DATA_MAX_SKILLS` training skills,
+    arrow above; without packing both give the same rows in the same order) or "streaming_split" (one
+    read_parquet + map_batches dataset per skill handed to Ray Train, each worker reading its
+    `streaming_split`: exact quotas, but rows depend on the worker count and a resume restarts epochs;
+    `data/ray_datasets.py`)."""
     shuffle_buffer_rows: int = 1000
     """Rows in each per-skill local shuffle buffer (0 disables shuffling inside a stream); with
     split=positions, the window that rows are permuted within."""
 
     def __post_init__(self) -> None:
         choice("data.parquet.split", self.split, ("files", "positions"))
-        choice("data.parquet.reader", self.reader, ("auto", "ray_data", "arrow"))
+        choice("data.parquet.reader", self.reader, ("auto", "ray_data", "arrow", "streaming_split"))
         require(
             self.shuffle_buffer_rows >= 0,
             f"data.parquet.shuffle_buffer_rows={self.shuffle_buffer_rows} must be >= 0",
@@ -126,8 +133,15 @@ def samples_from_table(table, skill: str) -> list[Sample]:
 
 def with_reader(config: JobConfig, reader: str, replace: tuple[str, ...] = ("auto",)) -> JobConfig:
     """A copy of the config whose parquet source reads with `reader` where its `data.parquet.reader` is one of
-    `replace` (an in-process run or a Tune trial reads with pyarrow: one worker gains nothing from Ray Data);
-    other sources are returned unchanged."""
+    `replace` (an in-process run or a Tune trial reads with pyarrow: one worker gains nothing from Ray Data),
+    and whose token store is read by index where `replace` names streaming_split (there is no Ray Train to
+    hand out splits); other sources are returned unchanged."""
+    if config.data.source == "tokens" and "streaming_split" in replace:
+        options = config.data.source_options("tokens")
+        if options.get("reader") == "streaming_split":
+            config = copy.deepcopy(config)
+            config.data.options["tokens"] = {**options, "reader": "index"}
+        return config
     options = config.data.source_options("parquet")
     if config.data.source != "parquet" or options.get("reader", "auto") not in replace:
         return config
@@ -152,6 +166,11 @@ class ParquetDirectorySource(SkillSource):
             not (options.split == "positions" and config.data.pack_sequences is True),
             "data.parquet.split=positions addresses one document per row; set data.pack_sequences=false or "
             "use data.parquet.split=files",
+        )
+        require(
+            not (options.split == "positions" and options.reader == "streaming_split"),
+            "data.parquet.split=positions reads rows by global position in the worker; data.parquet.reader="
+            "streaming_split reads Ray Data splits: choose one (split=files with streaming_split)",
         )
 
     @classmethod
@@ -182,6 +201,23 @@ class ParquetDirectorySource(SkillSource):
         if self.options.split == "positions":
             return PositionalParquetSkillStream(self.setup, skill, tokenizer, config)
         return ParquetSkillStream(self.setup, skill, tokenizer, config, rank, world_size)
+
+    def ray_dataset(self, skill: str, tokenizer, config: JobConfig):
+        if self.options.reader != "streaming_split":
+            return None
+        import pyarrow.parquet as pq
+
+        parts = [str(part) for part in list_parts(Path(self.setup.dataset_path) / "train" / skill)]
+        rows = sum(pq.read_metadata(part).num_rows for part in parts)
+        if config.data.pack_sequences:  # packed rows per pass: from a sample's tokens, halved to be safe
+            sample = [
+                text for text in self.sample_items(skill, UNKNOWN_RATE_SAMPLE_ROWS, config) if isinstance(text, str)
+            ]
+            tokens_per_document = np.mean([len(ids) + 1 for ids in token_ids(tokenizer, sample)]) if sample else 1.0
+            rows = max(1, int(rows * tokens_per_document / config.data.sequence_length / 2))
+        options = {"text_column": self.options.text_column, "sequence_length": config.data.sequence_length,
+                   "pack": bool(config.data.pack_sequences)}  # fmt: skip
+        return text_skill_dataset(parts, tokenizer, options, config.train.seed, epochs_for_run(config, rows))
 
     def validation_set(self, skill: str, tokenizer, config: JobConfig) -> ValidationSet:
         import pyarrow.parquet as pq

@@ -125,3 +125,12 @@ def load_validation_sets(config: JobConfig, setup: SkillSetup, tokenizer) -> lis
     """Fixed validation data per evaluation skill (the same on every worker and every run)."""
     source = source_for(setup)
     return [source.validation_set(skill, tokenizer, config) for skill in setup.eval_skills]
+
+
+def skill_datasets(config: JobConfig, setup: SkillSetup) -> dict[str, Any]:
+    """Per training skill, the Ray Data dataset Ray Train splits across workers, when the source is read
+    that way (`reader: streaming_split`); empty otherwise."""
+    source = source_for(setup)
+    tokenizer = source.load_tokenizer()
+    datasets = {skill: source.ray_dataset(skill, tokenizer, config) for skill in setup.train_skills}
+    return {skill: dataset for skill, dataset in datasets.items() if dataset is not None}

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from skillit_ray.config.job import JobConfig
-from skillit_ray.config.loading import require
+from skillit_ray.config.loading import choice, require
+from skillit_ray.data.ray_datasets import epochs_for_run, store_skill_dataset
 from skillit_ray.data.source import SkillSetup, SkillSource, ValidationSet
 from skillit_ray.data.store import (
     ShardReader,
@@ -52,8 +53,14 @@ class TokensOptions:
     shuffle_window_rows: int = 1000
     """Rows of a skill's epoch sequence permuted together (as `data.parquet.shuffle_buffer_rows` with
     split=positions); 1 keeps the stored order."""
+    reader: str = "index"
+    """"index" (rows by global position: identical for any worker count and across resumes) or
+    "streaming_split" (one Ray Data dataset of the shards per skill handed to Ray Train, each worker
+    reading its `streaming_split`: exact quotas, but rows depend on the worker count and a resume
+    restarts epochs; `data/ray_datasets.py`)."""
 
     def __post_init__(self) -> None:
+        choice("data.tokens.reader", self.reader, ("index", "streaming_split"))
         window = self.shuffle_window_rows
         require(window >= 1, f"data.tokens.shuffle_window_rows={window} must be >= 1 (1 keeps the stored order)")
 
@@ -208,6 +215,12 @@ class TokenStoreSource(SkillSource):
     def open_stream(self, skill: str, tokenizer, config: JobConfig, rank: int, world_size: int):
         shards = SkillShards(self.setup, "train", skill)
         return TokenStoreStream(shards, config.train.seed, self.options.shuffle_window_rows)
+
+    def ray_dataset(self, skill: str, tokenizer, config: JobConfig):
+        if self.options.reader != "streaming_split":
+            return None
+        epochs = epochs_for_run(config, self.manifest["splits"]["train"][skill]["rows"])
+        return store_skill_dataset(self.setup.dataset_path, self.manifest, skill, config.train.seed, epochs)
 
     def validation_set(self, skill: str, tokenizer, config: JobConfig) -> ValidationSet:
         rows, mask = SkillShards(self.setup, "val", skill).first_rows(config.data.num_val_per_skill)
