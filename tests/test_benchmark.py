@@ -75,7 +75,7 @@ def test_the_data_path_benchmark_measures_the_readers_and_the_prepare_against_th
     # stream the training tests read (test_data.py); the split over the store's shards runs at 3 skills
     readers = ("store", "arrow", "store_split")
     result = data_path_benchmark(prepared, skill_counts=(3, 40), skews=(1, 10), epochs=0.5, readers=readers,
-                                 prepare_copies=1)  # fmt: skip
+                                 prepare_copies={3: 1})  # fmt: skip
     by_key = {(row["skills"], row["reader"], row["skew"]): row for row in result["rows"]}
     assert len(by_key) == 12
     for key, row in by_key.items():
@@ -83,7 +83,8 @@ def test_the_data_path_benchmark_measures_the_readers_and_the_prepare_against_th
             assert row["tokens_per_s"] is None and "not run" in row["note"]  # says why
         else:
             assert row["tokens_per_s"] > 0 and row["plain_tokens_per_s"] > 0 and row["steps"] >= 1
-    for prepare in result["prepare"]:  # the same store both ways (checked inside), timed both ways
+    assert [prepare["skills"] for prepare in result["prepare"]] == [3]
+    for prepare in result["prepare"]:  # the same store every way (checked inside), timed every way
         assert prepare["prepare_one_process_tokens_per_s"] > 0 and prepare["prepare_ray_data_tokens_per_s"] > 0
     assert result["best_tokens_per_s_per_core"] > 0 and result["cores_per_gpu_for_gpt2_124m_h100"] >= 0
     assert "| 40 | store | 10:1 |" in markdown(result)

@@ -75,9 +75,10 @@ READERS = ("store", "store_split", "arrow", "text_split", "ray_data")
 def _config(dataset: Path, reader: str, store: Path | None = None):
     from skillit_ray.config.job import load_config
 
-    source = ["data.source=tokens", f"data.tokens.path={store}"] if reader.startswith("store") else [
-        "data.source=parquet", f"data.parquet.path={dataset}",
-        f"data.parquet.reader={reader if reader in ('arrow', 'ray_data') else 'arrow'}",
+    split = "streaming_split" if reader.endswith("_split") else None
+    source = ["data.source=tokens", f"data.tokens.path={store}", f"data.tokens.reader={split or 'index'}"] if (
+        reader.startswith("store")) else [
+        "data.source=parquet", f"data.parquet.path={dataset}", f"data.parquet.reader={split or reader}",
     ]  # fmt: skip
     return load_config(None, [
         *source, f"data.sequence_length={SEQUENCE_LENGTH}", "data.pack_sequences=true", "data.num_val_per_skill=1",
@@ -85,26 +86,13 @@ def _config(dataset: Path, reader: str, store: Path | None = None):
     ])  # fmt: skip
 
 
-def split_iterators(config, setup, tokenizer, reader: str) -> dict:
-    """This worker's `streaming_split` of one Ray Data dataset per skill (one worker: split 0 of 1), each
-    holding the passes the measured steps need (`ray_datasets.epochs_for_run`)."""
-    import pyarrow.parquet as pq
+def split_iterators(config, setup, tokenizer) -> dict:
+    """This worker's `streaming_split` of each skill's Ray Data dataset (one worker: split 0 of 1), built by
+    the source as a training run builds them (`SkillSource.ray_dataset`)."""
+    from skillit_ray.data.sources.registry import source_for
 
-    from skillit_ray.data.ray_datasets import epochs_for_run, store_skill_dataset, text_skill_dataset
-    from skillit_ray.data.streams import list_parts
-
-    iterators = {}
-    for skill in setup.train_skills:
-        if reader == "store_split":
-            epochs = epochs_for_run(config, setup.data_index["splits"]["train"][skill]["rows"])
-            dataset = store_skill_dataset(setup.dataset_path, setup.data_index, skill, 0, epochs)
-        else:
-            paths = [str(path) for path in list_parts(Path(setup.dataset_path) / "train" / skill)]
-            epochs = epochs_for_run(config, sum(pq.read_metadata(path).num_rows for path in paths))
-            options = {"text_column": "text", "sequence_length": SEQUENCE_LENGTH, "pack": True}
-            dataset = text_skill_dataset(paths, tokenizer, options, 0, epochs)
-        iterators[skill] = dataset.streaming_split(1)[0]
-    return iterators
+    source = source_for(setup)
+    return {skill: source.ray_dataset(skill, tokenizer, config).streaming_split(1)[0] for skill in setup.train_skills}
 
 
 def stream_tokens_per_s(dataset: Path, reader: str, skew: float, steps: int, store: Path | None = None) -> dict:
@@ -125,7 +113,7 @@ def stream_tokens_per_s(dataset: Path, reader: str, skew: float, steps: int, sto
     weights[0] = skew
     schedule = round_skill_schedule(round_quotas(weights / weights.sum(), steps * BATCH_ROWS), 0, 0)
     tokens, started = 0, time.perf_counter()
-    splits = split_iterators(config, setup, tokenizer, reader) if reader.endswith("_split") else None
+    splits = split_iterators(config, setup, tokenizer) if reader.endswith("_split") else None
     assembler = BatchAssembler(config, setup, tokenizer, 0, 1, splits=splits)
     first_step_s = 0.0
     for step in range(steps):
@@ -144,12 +132,14 @@ def stream_tokens_per_s(dataset: Path, reader: str, skew: float, steps: int, sto
     }
 
 
-PREPARE_COPIES = 4
-"""The prepare is timed on every part file written this many times (the same text, 4x the work), so that
-seconds of tokenizing, not Ray's start-up, are measured."""
+PREPARE_COPIES = {10: 32, 1_000: 1}
+"""Skill count -> how many times every part file is written for the timed prepare. At 10 skills, 32 times
+(76M tokens, a minute of one core): the Ray Data job starts in about 5 s (actors importing the tokenizer,
+the executor), which a small input would measure instead of tokenizing. At 1,000 skills, once: 2,000
+small parts, the per-shard cost."""
 
 
-def prepare_tokens_per_s(dataset: Path, out: Path, copies: int = PREPARE_COPIES) -> dict:
+def prepare_tokens_per_s(dataset: Path, out: Path, copies: int) -> dict:
     """The token store of `dataset` (each part `copies` times) made three ways: one process on one core
     (`TOKENIZERS_PARALLELISM=false`), one process with the tokenizer's own threads, and the Ray Data job (an
     actor per CPU, Ray already up); tokens/s of each (the stores must be equal) and the speed-up."""
@@ -209,7 +199,7 @@ def data_path_benchmark(
     skews=SKEWS,
     epochs: float = 2.0,
     readers=READERS,
-    prepare_copies: int = PREPARE_COPIES,
+    prepare_copies: dict[int, int] | None = None,
 ) -> dict[str, Any]:
     """Every (reader, skills, skew) next to the plain loop, the prepare per skill count; cores per GPU from
     the best figure. Each measurement runs the steps that take `epochs` times the corpus's token rows."""
@@ -227,9 +217,11 @@ def data_path_benchmark(
         for num_skills in skill_counts:
             dataset = split_corpus(Path(prepared), num_skills, work / f"skills-{num_skills}")
             plain = plain_tokens_per_s(dataset)
-            prepare = prepare_tokens_per_s(dataset, work / f"stores-{num_skills}", prepare_copies)
-            prepares.append({"skills": num_skills, **prepare})
-            print(json.dumps(prepares[-1]), flush=True)
+            copies = (PREPARE_COPIES if prepare_copies is None else prepare_copies).get(num_skills)
+            if copies:
+                prepare = prepare_tokens_per_s(dataset, work / f"stores-{num_skills}", copies)
+                prepares.append({"skills": num_skills, "copies": copies, **prepare})
+                print(json.dumps(prepares[-1]), flush=True)
             store = work / f"stores-{num_skills}" / "store"
             prepare_in_process(TokenStoreOptions(str(dataset), str(store), sequence_length=SEQUENCE_LENGTH, pack=True))
             steps = max(2, round(epochs * plain["tokens"] / (BATCH_ROWS * SEQUENCE_LENGTH)))
@@ -259,7 +251,6 @@ def data_path_benchmark(
         "batch_rows": BATCH_ROWS,
         "rows": rows,
         "prepare": prepares,
-        "prepare_copies": prepare_copies,
         "best_tokens_per_s_per_core": round(per_core, 1),
         "cores_per_gpu_for_gpt2_124m_h100": round(H100_GPT2_TOKENS_PER_S / per_core, 1),
         "worst_case_cores_per_gpu": round(H100_GPT2_TOKENS_PER_S / (min(measured) / cores), 1),
@@ -279,15 +270,16 @@ def markdown(result: dict[str, Any]) -> str:
         first = row.get("first_step_s", "")
         lines.append(f"| {row['skills']} | {row['reader']} | {row['skew']} | {first} | {streamed} | "
                      f"{row['plain_tokens_per_s']:,.0f} | {fraction} |")  # fmt: skip
-    copies = result["prepare_copies"]
-    lines += ["", f"Prepare (`skillit-ray prepare tokens`, every part {copies} times), the same store every way:", "",
-              "| skills | tokens | one process, one core, tokens/s | one process, tokenizer threads | "
+    lines += ["", "Prepare (`skillit-ray prepare tokens`; the input's parts written `copies` times), the same store "
+              "every way:", "",
+              "| skills | copies | tokens | one process, one core, tokens/s | one process, tokenizer threads | "
               "Ray Data job tokens/s (actors) | speed-up over one core |",
-              "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+              "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for row in result.get("prepare", []):
         single, job = row["prepare_one_process_tokens_per_s"], row["prepare_ray_data_tokens_per_s"]
         threads = row["prepare_one_process_threads_tokens_per_s"]
-        lines.append(f"| {row['skills']} | {row['prepare_tokens']:,} | {single:,.0f} | {threads:,.0f} | "
+        lines.append(f"| {row['skills']} | {row['copies']} | {row['prepare_tokens']:,} | {single:,.0f} | "
+                     f"{threads:,.0f} | "
                      f"{job:,.0f} ({row['prepare_ray_data_actors']}) | "
                      f"{row['prepare_speedup']} |")  # fmt: skip
     lines.append("")

@@ -151,8 +151,11 @@ class PositionalOrder:
         epochs, offsets = np.divmod(positions, self.num_rows)
         windows, within = np.divmod(offsets, self.window_rows)
         sequence_index = np.empty_like(positions)
-        for epoch, window in sorted({(int(e), int(w)) for e, w in zip(epochs, windows)}):
-            chosen = (epochs == epoch) & (windows == window)
+        windows_per_epoch = -(-self.num_rows // self.window_rows)
+        keys = epochs * windows_per_epoch + windows
+        for key in np.unique(keys):  # a step's positions are contiguous: one or two windows
+            chosen = keys == key
+            epoch, window = divmod(int(key), windows_per_epoch)
             sequence_index[chosen] = window * self.window_rows + self._window(epoch, window)[within[chosen]]
         parts, rows = np.empty_like(positions), np.empty_like(positions)
         for epoch in np.unique(epochs):
