@@ -124,6 +124,7 @@ def stream_tokens_per_s(dataset: Path, reader: str, skew: float, steps: int, sto
         else:
             tokens += int((rows != tokenizer.pad_token_id).sum())
     steady_s = time.perf_counter() - started - first_step_s
+    assembler.close()
     return {
         "tokens_per_s": round(tokens / steady_s, 1) if steps > 1 else None,
         "first_step_s": round(first_step_s, 2),

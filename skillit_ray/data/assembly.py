@@ -71,6 +71,12 @@ class BatchAssembler:
         batch = np.concatenate(rows) if rows else np.zeros((0, self.sequence_length), dtype=np.int32)
         return shuffle_batch_rows(batch, self.seed, step, self.rank), achieved
 
+    def close(self) -> None:
+        """Close the streams that hold a reader open (Ray Data splits)."""
+        for stream in self.streams.values():
+            if hasattr(stream, "close"):
+                stream.close()
+
     def state_dict(self) -> dict[str, Any]:
         streams = {skill: stream.state_dict() for skill, stream in self.streams.items()}
         streams.update(self._pending_stream_states)

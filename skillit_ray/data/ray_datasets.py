@@ -73,13 +73,26 @@ def store_skill_dataset(location: str, manifest: dict[str, Any], skill: str, see
     )  # fmt: skip
 
 
+def read_text_parts(batch: dict[str, np.ndarray], tokenizer, text_column: str, sequence_length: int, pack: bool):
+    """A Ray Data `map_batches` function: the text parts named in the batch, read and tokenized."""
+    import pyarrow.parquet as pq
+
+    texts = [str(text) for path in batch["path"]
+             for text in pq.read_table(str(path), columns=[text_column]).column(0).to_pylist()]  # fmt: skip
+    columns = {text_column: np.asarray(texts, dtype=object)}
+    return tokenize_text_batch(columns, tokenizer, text_column, sequence_length, pack)
+
+
 def text_skill_dataset(paths: list[str], tokenizer, options: dict[str, Any], seed: int, epochs: int):
-    """One skill's text part files, `epochs` passes, read and tokenized on the fly (`read_parquet ->
-    map_batches`); `options`: text_column, sequence_length, pack (`tokens.tokenize_text_batch`)."""
+    """One skill's text part files, `epochs` passes, read and tokenized on the fly (a block a part file);
+    `options`: text_column, sequence_length, pack (`tokens.tokenize_text_batch`). The passes are listed
+    as items, not given to `read_parquet`, which reads a path listed twice only once."""
     import ray.data
 
-    dataset = ray.data.read_parquet(epoch_paths(paths, seed, epochs)).select_columns([options["text_column"]])
-    return dataset.map_batches(tokenize_text_batch, fn_kwargs={"tokenizer": tokenizer, **options}, batch_format="numpy")
+    paths = epoch_paths(paths, seed, epochs)
+    return ray.data.from_items([{"path": path} for path in paths], override_num_blocks=len(paths)).map_batches(
+        read_text_parts, batch_size=1, batch_format="numpy", fn_kwargs={"tokenizer": tokenizer, **options}
+    )
 
 
 class SplitStream:
@@ -118,6 +131,13 @@ class SplitStream:
             self._pending = np.concatenate([self._pending, self._next_batch()])
         taken, self._pending = self._pending[:count], self._pending[count:]
         return taken
+
+    def close(self) -> None:
+        """End the read while Ray is up (a batch generator left to the garbage collector after `ray.shutdown`
+        calls its split's coordinator and so starts a new local Ray, which hangs)."""
+        if self._batches is not None:
+            getattr(self._batches, "close", lambda: None)()
+            self._batches = None
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -63,11 +63,13 @@ def run_prepare_tokens(options: TokenStoreOptions) -> dict[str, Any]:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     workers = options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    dataset = ray.data.from_items([work_as_dict(work) for work in plan.work], override_num_blocks=len(plan.work))
+    per_call = parts_per_call(len(plan.work), workers)
+    items = [work_as_dict(work) for work in plan.work]
+    dataset = ray.data.from_items(items, override_num_blocks=-(-len(items) // per_call))
     dataset = dataset.map_batches(
         ShardWriter,
         fn_constructor_kwargs={"tokenizer": tokenizer, "header": plan.header, "out": plan.out},
-        batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(workers, len(plan.work))), num_cpus=1,
+        batch_size=per_call, compute=ray.data.ActorPoolStrategy(size=min(workers, len(plan.work))), num_cpus=1,
         batch_format="numpy",
     )  # fmt: skip
     records = [ShardRecord(**{key: to_python(value) for key, value in row.items()}) for row in dataset.take_all()]
@@ -75,6 +77,17 @@ def run_prepare_tokens(options: TokenStoreOptions) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     logger.info("wrote token store %s with %d actors in %.1f s", plan.out, workers, seconds)
     return {"manifest": manifest, "seconds": seconds, "workers": workers}
+
+
+CALLS_PER_ACTOR = 8
+"""Each actor gets about this many calls: enough to balance shards of unequal size, few enough that Ray
+Data's cost per call (tens of ms) stays small next to tokenizing (one part file per call made 2,000
+small parts of 1,000 skills 9x slower than one process: docs/benchmarks/data_path.md)."""
+
+
+def parts_per_call(num_parts: int, workers: int) -> int:
+    """Part files (shards) handed to an actor per call."""
+    return max(1, num_parts // (workers * CALLS_PER_ACTOR))
 
 
 def to_python(value: Any) -> Any:
