@@ -15,6 +15,7 @@
     skillit-ray compare  RUN_DIR [RUN_DIR ...]         per-skill table of finished runs and a comparison plot
     skillit-ray demo     --out DIR                     staircase: learned graph, Skill-it vs stratified vs random, CPU
     skillit-ray keys                                   every config key: type, default, meaning
+    skillit-ray memory   --config FILE [--cluster C]   GPU memory per worker for ddp and fsdp (the preflight)
 
 Bad configs and bad data fail here, before Ray starts, with exit status 2 and the key, file and fix.
 """
@@ -63,7 +64,11 @@ def _add_prepare_parser(commands) -> None:
     table.add_argument("--seed", type=int, default=0, help="seeds the validation split and the task order")
     table.add_argument("--min-skill-rows", type=int, default=0, help="skills with fewer rows are dropped or merged")
     table.add_argument("--tiny-skills", choices=["drop", "merge"], default="drop", help="merge: into skill 'other'")
-    table.add_argument("--tokenizer", default="", help="a tokenizer directory or tokenizer.json to use")
+    table.add_argument(
+        "--tokenizer",
+        default="",
+        help="a tokenizer directory or tokenizer.json to use (prepare tokens: also a hub id, ORG/NAME)",
+    )
     table.add_argument("--tokenizer-vocab-size", type=int, default=0, help="or train a byte-level BPE of this size")
     tokens = prepare.add_argument_group("tokens", "prepare tokens: --input is a prepared directory")
     tokens.add_argument("--sequence-length", type=int, default=0, help="tokens per row (0: from the data)")
@@ -123,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     commands.add_parser("keys", help="list every config key with its type, default and meaning")
+    memory = commands.add_parser("memory", help="the memory preflight: GPU memory per worker for ddp and fsdp")
+    _add_config_arguments(memory)
     return parser
 
 
@@ -149,6 +156,12 @@ def _checked_config(arguments: argparse.Namespace):
 
 def _print_json(value) -> None:
     print(json.dumps(value, indent=2, default=str))
+
+
+def _memory(arguments: argparse.Namespace) -> None:
+    from skillit_ray.train.resolve import memory_report
+
+    print(memory_report(_checked_config(arguments)))
 
 
 def _keys(arguments: argparse.Namespace) -> None:
@@ -255,6 +268,7 @@ def _pipeline(arguments: argparse.Namespace) -> None:
 COMMANDS = {
     "prepare": _prepare, "train": _train, "graph": _graph, "tune": _tune, "pipeline": _pipeline, "corpus": _corpus,
     "discover": _discover, "pretrain": _pretrain, "compare": _compare, "demo": _demo, "keys": _keys,
+    "memory": _memory,
 }  # fmt: skip
 """Subcommand -> its handler: each parses nothing more and calls one function of its stage."""
 

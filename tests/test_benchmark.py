@@ -89,3 +89,14 @@ def test_the_data_path_benchmark_measures_the_readers_and_the_prepare_against_th
     assert result["best_tokens_per_s_per_core"] > 0 and result["cores_per_gpu_for_gpt2_124m_h100"] >= 0
     assert "| 40 | store | 10:1 |" in markdown(result)
     assert "| 40 | arrow | 10:1 |" in markdown(result)
+
+
+@pytest.mark.slow  # three Ray Train runs of 2 workers
+def test_parallelism_benchmark_reads_every_variant(ray_local):
+    from skillit_ray.benchmarks.parallelism import VARIANTS, parallelism_benchmark
+
+    result = parallelism_benchmark(["model.size=tiny", "train.steps=12", "train.eval_every_n_steps=12"], repeats=1)
+    assert set(result["medians"]) == set(VARIANTS)
+    assert all(len(runs) == 1 and runs[0]["tokens_per_s"] > 0 for runs in result["runs"].values())
+    assert result["tokens_per_s_against_ddp"]["ddp"] == 1.0
+    assert 0.45 < result["model_state_bytes_against_ddp"]["fsdp"] < 0.6  # rank 0 holds about half the state

@@ -147,8 +147,10 @@ def with_absolute_local_paths(config: JobConfig) -> JobConfig:
     def absolute(value: Any) -> Any:
         return os.path.abspath(os.path.expanduser(value)) if isinstance(value, str) and is_local_path(value) else value
 
-    for section, key in (*INPUT_PATH_KEYS, *OUTPUT_PATH_KEYS):
+    for section, key in (*INPUT_PATH_KEYS, *OUTPUT_PATH_KEYS, ("model", "cache_dir")):
         setattr(getattr(config, section), key, absolute(getattr(getattr(config, section), key)))
+    if os.path.exists(os.path.expanduser(config.model.name_or_path)):  # a directory, not a hub id (ORG/NAME)
+        config.model.name_or_path = absolute(config.model.name_or_path)
     for _, options, key in _option_paths(config, False):
         options[key] = absolute(options[key])
     return config

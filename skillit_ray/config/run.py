@@ -23,6 +23,9 @@ class ScalingConfig:
     """CPUs reserved per worker."""
     gpus_per_worker: float = 1.0
     """GPUs per worker when use_gpu (fractions allowed for small trials)."""
+    gpu_memory_gib: float = 0.0
+    """GPU memory of each worker's GPU for the memory preflight (GiB); 0 takes it from the cluster file's
+    instance type (`--cluster`) or, for a local run, this machine's GPU."""
     torch_backend: str = "auto"
     """torch.distributed backend; auto = "cpu:gloo,cuda:nccl" on GPU (gradients over NCCL, the loop's
     small CPU collectives over gloo) and "gloo" on CPU."""
@@ -30,6 +33,7 @@ class ScalingConfig:
     def validate(self) -> None:
         require(self.num_workers >= 1, f"scaling.num_workers={self.num_workers} must be >= 1")
         require(self.cpus_per_worker >= 0, "scaling.cpus_per_worker must be >= 0")
+        require(self.gpu_memory_gib >= 0, f"scaling.gpu_memory_gib={self.gpu_memory_gib} must be >= 0 (0: detect)")
         if self.use_gpu:
             require(self.gpus_per_worker > 0, "scaling.use_gpu=true needs scaling.gpus_per_worker > 0")
         backends = [item.split(":")[-1] for item in self.resolved_torch_backend().split(",")]

@@ -13,6 +13,7 @@ from skillit_ray.config.loading import choice, require
 
 LR_SCHEDULES = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
+PARALLELISMS = ("ddp", "fsdp")
 
 
 @dataclass
@@ -48,6 +49,19 @@ class TrainConfig:
     """torch.compile the model (GPU runs)."""
     log_every_n_steps: int = 10
     """Training-loss log cadence."""
+    parallelism: str = "ddp"
+    """ddp (every worker holds the whole model, gradients all-reduced: Ray Train's DDP) or fsdp (FSDP2
+    `fully_shard` per transformer block and at the root: parameters, gradients and AdamW states split over
+    the workers; checkpoints sharded with torch.distributed.checkpoint and resumable on another worker count)."""
+    fsdp_cpu_offload: bool = False
+    """fsdp only: keep the parameter, gradient and optimizer shards in CPU memory (slower, for models whose
+    shards do not fit the GPUs)."""
+    activation_checkpointing: bool = False
+    """Recompute each transformer block's activations in the backward pass (about a third more compute for
+    a fraction of the activation memory)."""
+    export_model: bool = True
+    """Write the final model (weights, config, tokenizer) in `save_pretrained` format to `<run>/model/` at the
+    end of a run, gathered from the shards; `AutoModelForCausalLM.from_pretrained` loads it."""
 
     def validate(self) -> None:
         require(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
@@ -60,6 +74,11 @@ class TrainConfig:
         require(self.warmup_steps >= 0, f"train.warmup_steps={self.warmup_steps} must be >= 0")
         choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         choice("train.precision", self.precision, PRECISIONS)
+        choice("train.parallelism", self.parallelism, PARALLELISMS)
+        require(
+            not self.fsdp_cpu_offload or self.parallelism == "fsdp",
+            "train.fsdp_cpu_offload=true needs train.parallelism=fsdp",
+        )
         require(self.eval_every_n_steps >= 1, f"train.eval_every_n_steps={self.eval_every_n_steps} must be >= 1")
         require(self.checkpoint_every_n_steps >= 0, "train.checkpoint_every_n_steps must be >= 0 (0: round ends)")
         require(self.grad_clip_norm >= 0, f"train.grad_clip_norm={self.grad_clip_norm} must be >= 0")

@@ -83,6 +83,7 @@ class TrajectoryScorer:
     def __init__(self, config: dict[str, Any], checkpoints: list[str], embedding_checkpoint: str) -> None:
         import torch
 
+        from skillit_ray.data.hub import model_directory
         from skillit_ray.data.tokenizer import load_checked_tokenizer
         from skillit_ray.train.model import build_model
 
@@ -90,7 +91,7 @@ class TrajectoryScorer:
         self.config = config_from_dict(config)
         self.tokenizer = load_checked_tokenizer(self.config.data.tokenizer_path)
         data, model = self.config.data, self.config.model
-        self.model = build_model(model.size, len(self.tokenizer), data.sequence_length, model.pretrained_path,
+        self.model = build_model(model.size, len(self.tokenizer), data.sequence_length, model_directory(model),
                                  model.overrides).eval()  # fmt: skip
         self.states = [torch.load(path, map_location="cpu", weights_only=True) for path in checkpoints]
         self.embedding_state = torch.load(embedding_checkpoint, map_location="cpu", weights_only=True)

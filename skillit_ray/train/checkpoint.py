@@ -38,6 +38,7 @@ from skillit_ray.config.job import JobConfig
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.storage import RunStorage, atomic_write_bytes
 from skillit_ray.train import distributed
+from skillit_ray.train.parallel import SHARDED_DIRECTORY, ModelAndOptimizer
 
 logger = logging.getLogger("skillit_ray")
 
@@ -45,8 +46,11 @@ TRAIN_STATE_FILE = "train_state.json"
 MANIFEST_FILE = "checkpoint_manifest.json"
 FIT_PREFIX = "fit-"
 """Each `run_training` call is one Ray Train run `<run>/fit-N`, holding its `checkpoint_*` directories."""
-CHECKPOINT_FILES = ("model.pt", "optimizer.pt", "scheduler.pt", TRAIN_STATE_FILE, "sampler.json")
-"""Files every complete checkpoint holds."""
+CHECKPOINT_FILES = ("scheduler.pt", TRAIN_STATE_FILE, "sampler.json")
+"""Files every complete checkpoint holds, besides the model and optimizer (`WEIGHT_FILES`)."""
+WEIGHT_FILES = {"ddp": ("model.pt", "optimizer.pt"), "fsdp": (f"{SHARDED_DIRECTORY}/.metadata",)}
+"""The model and optimizer: whole tensors written by rank 0 (ddp), or a torch.distributed.checkpoint
+directory every rank writes its shards into (fsdp); a checkpoint holds one or the other."""
 
 
 @dataclass
@@ -55,6 +59,8 @@ class CheckpointParts:
 
     files: dict[str, Any] = field(default_factory=dict)
     per_rank: dict[str, Any] = field(default_factory=dict)
+    weights: ModelAndOptimizer | None = None
+    """The model and optimizer (`parallel.ModelAndOptimizer`): model.pt + optimizer.pt, or sharded/."""
 
 
 class TorchRngState:
@@ -87,7 +93,7 @@ def config_fingerprint(config: JobConfig, setup: SkillSetup) -> str:
     relevant = {
         "skills": [setup.train_skills, setup.eval_skills],
         "data": [config.data.source, config.data.sequence_length, config.data.pack_sequences],
-        "model": [config.model.size, config.model.overrides, config.model.pretrained_path],
+        "model": [config.model.size, config.model.overrides, config.model.checkpoint, config.model.revision],
         "mixture": {k: v for k, v in config.to_dict()["mixture"].items() if k != "graph_path"},
         "seed": config.train.seed,
         "batch_size": config.train.batch_size,
@@ -98,12 +104,32 @@ def config_fingerprint(config: JobConfig, setup: SkillSetup) -> str:
 def write_checkpoint(
     step: int, parts: CheckpointParts, context: distributed.WorkerContext, fingerprint: str
 ) -> str | None:
-    """Gather every rank's per-rank parts; rank 0 writes the directory (others get None)."""
+    """Gather every rank's per-rank parts; rank 0 writes the directory (others get None). Sharded weights:
+    every rank writes its shards into its own directory first (returned to it too, for Ray Train to merge
+    into the one checkpoint), and rank 0's manifest lists every rank's files."""
     states = distributed.all_gather_objects({name: part.state_dict() for name, part in parts.per_rank.items()})
+    weights = parts.weights
+    sharded = weights is not None and weights.sharded
+    directory = Path(tempfile.mkdtemp(prefix="skillit-checkpoint-")) if (sharded or context.rank == 0) else None
+    other_files: dict[str, dict[str, Any]] = {}
+    if sharded:
+        import torch.distributed.checkpoint as dcp
+
+        try:
+            dcp.save(weights.sharded_state(), checkpoint_id=str(directory / SHARDED_DIRECTORY))
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        own = file_digests(directory) if context.rank != 0 else {}
+        for files in distributed.all_gather_objects(own):
+            other_files.update(files)
     if context.rank != 0:
-        return None
-    directory = Path(tempfile.mkdtemp(prefix="skillit-checkpoint-"))
+        return str(directory) if directory is not None else None
+    assert directory is not None
     try:
+        if weights is not None and not sharded:
+            torch.save(weights.model.state_dict(), directory / "model.pt")
+            torch.save(weights.optimizer.state_dict(), directory / "optimizer.pt")
         for file_name, part in parts.files.items():
             if file_name.endswith(".json"):
                 (directory / file_name).write_text(json.dumps(part.state_dict()))
@@ -111,7 +137,7 @@ def write_checkpoint(
                 torch.save(part.state_dict(), directory / file_name)
         state = {"step": step, "world_size": context.world_size, "ranks": states, "fingerprint": fingerprint}
         (directory / TRAIN_STATE_FILE).write_text(json.dumps(state))
-        write_manifest(directory)
+        write_manifest(directory, other_files)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # no half-written staging directory left behind
         raise
@@ -122,6 +148,8 @@ def restore(directory: str | Path, parts: CheckpointParts, context: distributed.
     """Load every part from a checkpoint directory; returns the step it was written at."""
     directory = Path(directory)
     state = json.loads((directory / TRAIN_STATE_FILE).read_text())
+    if parts.weights is not None:
+        restore_weights(directory, parts.weights)
     for file_name, part in parts.files.items():
         path = directory / file_name
         if not path.is_file():
@@ -136,19 +164,45 @@ def restore(directory: str | Path, parts: CheckpointParts, context: distributed.
     return int(state["step"])
 
 
+def restore_weights(directory: Path, weights: ModelAndOptimizer) -> None:
+    """The model and optimizer from whichever form the checkpoint holds, into either parallelism."""
+    if (directory / WEIGHT_FILES["fsdp"][0]).is_file():
+        import torch.distributed.checkpoint as dcp
+
+        state = weights.sharded_state()
+        dcp.load(state, checkpoint_id=str(directory / SHARDED_DIRECTORY))
+        weights.load_sharded_state(state)
+        return
+    missing = [name for name in WEIGHT_FILES["ddp"] if not (directory / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"checkpoint {directory} has neither {SHARDED_DIRECTORY}/ nor {', '.join(missing)}: it was written by "
+            "another kind of run"
+        )
+    model_state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
+    optimizer_state = torch.load(directory / "optimizer.pt", map_location="cpu", weights_only=True)
+    weights.load_full(model_state, optimizer_state)
+
+
 def _digest(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def write_manifest(directory: Path) -> None:
-    """Every file's size and SHA-256 in `checkpoint_manifest.json`, written last and atomically: a
-    checkpoint without it, or whose files disagree with it, was cut short and is never restored."""
-    files = {
-        path.name: {"bytes": path.stat().st_size, "sha256": _digest(path.read_bytes())}
-        for path in sorted(directory.iterdir())
+def file_digests(directory: Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file under `directory`, by path relative to it."""
+    return {
+        path.relative_to(directory).as_posix(): {"bytes": path.stat().st_size, "sha256": _digest(path.read_bytes())}
+        for path in sorted(directory.rglob("*"))
         if path.is_file() and path.name != MANIFEST_FILE
     }
-    atomic_write_bytes(directory / MANIFEST_FILE, json.dumps({"files": files}, indent=1).encode())
+
+
+def write_manifest(directory: Path, other_files: dict[str, dict[str, Any]] | None = None) -> None:
+    """Every file's size and SHA-256 in `checkpoint_manifest.json` (with `other_files`: the shards other ranks
+    wrote), written last and atomically: a checkpoint without it, or whose files disagree with it, was cut
+    short and is never restored."""
+    files = {**(other_files or {}), **file_digests(directory)}
+    atomic_write_bytes(directory / MANIFEST_FILE, json.dumps({"files": dict(sorted(files.items()))}, indent=1).encode())
 
 
 def verify_checkpoint(storage: RunStorage, directory: str) -> str | None:
@@ -162,6 +216,8 @@ def verify_checkpoint(storage: RunStorage, directory: str) -> str | None:
     for name in CHECKPOINT_FILES:
         if name not in manifest:
             return f"its manifest lists no {name}"
+    if not any(all(name in manifest for name in names) for names in WEIGHT_FILES.values()):
+        return "its manifest lists neither model.pt + optimizer.pt nor a sharded/ model and optimizer"
     for name, expected in manifest.items():
         if not storage.exists(f"{directory}/{name}"):
             return f"{name} is missing"

@@ -35,6 +35,7 @@ from skillit_ray.skills.base import Sample
 from skillit_ray.skills.evaluate import answer_token_losses
 from skillit_ray.train import distributed
 from skillit_ray.train.model import sequence_losses
+from skillit_ray.train.parallel import is_sharded
 
 POOL_SCORING_CHUNK = 64
 """Pool samples per forward when scoring a curriculum pool; chunk c goes to rank c % world_size, so a
@@ -111,8 +112,9 @@ def score_pool(
     was_training = model.training
     model.eval()
     losses = torch.zeros(len(pool), dtype=torch.float64)
+    every_chunk = is_sharded(model)  # FSDP2: every rank runs the same forward passes, so each scores it all
     for chunk_index, start in enumerate(range(0, len(pool), POOL_SCORING_CHUNK)):
-        if chunk_index % context.world_size != context.rank:
+        if chunk_index % context.world_size != context.rank and not every_chunk:
             continue
         positions = np.arange(start, min(start + POOL_SCORING_CHUNK, len(pool)))
         with torch.autocast(device_type=context.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
@@ -124,7 +126,8 @@ def score_pool(
                 rows = pool.token_rows(positions)
                 chunk_losses = sequence_losses(model, rows, tokenizer.pad_token_id, context.device, autocast_bf16)
         losses[positions] = torch.as_tensor(chunk_losses, dtype=torch.float64)
-    distributed.all_reduce_sum(losses)
+    if not every_chunk:
+        distributed.all_reduce_sum(losses)
     if was_training:
         model.train()
     return losses.numpy()

@@ -23,6 +23,8 @@ class WorkerContext:
     rank: int
     world_size: int
     device: torch.device
+    local_rank: int = 0
+    """This worker's index on its node (the node's first worker fetches what the node needs)."""
     dataset_splits: dict[str, Any] = field(default_factory=dict)
     """This rank's Ray Data `streaming_split` per skill (`data.*.reader=streaming_split`), else empty."""
 
@@ -38,7 +40,7 @@ def worker_context() -> WorkerContext:
 
     context = ray.train.get_context()
     device = ray.train.torch.get_device()
-    return WorkerContext(context.get_world_rank(), context.get_world_size(), device)
+    return WorkerContext(context.get_world_rank(), context.get_world_size(), device, context.get_local_rank())
 
 
 def seed_everything(seed: int) -> None:
@@ -49,6 +51,11 @@ def seed_everything(seed: int) -> None:
 
 def _initialized() -> bool:
     return torch_distributed.is_available() and torch_distributed.is_initialized()
+
+
+def process_group_size() -> int:
+    """The torch.distributed world size, 0 without a process group (an in-process run)."""
+    return torch_distributed.get_world_size() if _initialized() else 0
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from skillit_ray.train import checkpoint, distributed
 from skillit_ray.train.callbacks import LoopCallback
 from skillit_ray.train.metrics import MetricsSink
 from skillit_ray.train.model import sequence_losses
+from skillit_ray.train.parallel import is_sharded
 from skillit_ray.train.sampler import SamplerClient
 
 
@@ -45,20 +46,25 @@ def evaluate_skills(
     # rows: skills; columns: loss sum, correct sum, count
     totals = torch.zeros((len(validation_sets), 3), dtype=torch.float64)
     has_accuracy = all(validation.samples is not None for validation in validation_sets)
+    balanced = is_sharded(model)  # FSDP2: every rank runs the same forward passes (each gathers weights)
     for index, validation in enumerate(validation_sets):
         if validation.samples is not None:
-            shard = validation.samples[context.rank :: context.world_size]
+            positions = rank_positions(len(validation.samples), context.rank, context.world_size, balanced)
+            shard = [validation.samples[position] for position in positions]
+            real = real_positions(len(validation.samples), context.rank, context.world_size)
             if shard:
                 with torch.autocast(device_type=context.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
                     losses, correct = answer_losses_and_correct(model, tokenizer, shard, context.device)
-                totals[index] = torch.tensor([losses.sum(), correct.sum(), len(shard)], dtype=torch.float64)
+                losses, correct = losses[:real], correct[:real]
+                totals[index] = torch.tensor([losses.sum(), correct.sum(), real], dtype=torch.float64)
         else:
-            shard = slice(context.rank, None, context.world_size)
-            shard_rows = validation.token_rows[shard]
-            shard_mask = None if validation.loss_mask is None else validation.loss_mask[shard]
+            positions = rank_positions(len(validation.token_rows), context.rank, context.world_size, balanced)
+            real = real_positions(len(validation.token_rows), context.rank, context.world_size)
+            shard_rows = validation.token_rows[positions]
+            shard_mask = None if validation.loss_mask is None else validation.loss_mask[positions]
             losses = sequence_losses(
                 model, shard_rows, tokenizer.pad_token_id, context.device, autocast_bf16, loss_mask=shard_mask
-            )
+            )[:real]
             scored = np.isfinite(losses)  # a prompt/answer row whose answer was truncated away has no score
             totals[index] = torch.tensor([losses[scored].sum(), 0.0, scored.sum()], dtype=torch.float64)
     distributed.all_reduce_sum(totals)
@@ -68,6 +74,20 @@ def evaluate_skills(
     val_loss = (totals[:, 0] / counts).tolist()
     accuracy = (totals[:, 1] / counts).tolist() if has_accuracy else None
     return val_loss, accuracy
+
+
+def real_positions(count: int, rank: int, world_size: int) -> int:
+    """How many of `count` items rank `rank` scores (items rank, rank + W, ...)."""
+    return len(range(rank, count, world_size))
+
+
+def rank_positions(count: int, rank: int, world_size: int, balanced: bool) -> np.ndarray:
+    """The items rank `rank` scores: rank, rank + W, ...; `balanced` pads every rank to the same number with
+    item 0 (scored, then dropped: `real_positions` first), so sharded ranks run the same forward passes."""
+    positions = np.arange(rank, count, world_size)
+    if balanced and count:
+        positions = np.concatenate([positions, np.zeros(-(-count // world_size) - len(positions), dtype=np.int64)])
+    return positions
 
 
 def evaluation_steps(config: JobConfig) -> list[int]:

@@ -248,8 +248,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     def run(directory: str | None):
         callbacks = [RayTrainReport(), *faults.from_environment(directory is None, context.rank, kill_sampler)]
         return training_loop(
-            config, setup, context, ActorSamplerClient(actor), sink, LoopCallbacks(callbacks), directory, prepare_model
-        )
+            config, setup, context, ActorSamplerClient(actor), sink, LoopCallbacks(callbacks), directory, prepare_model,
+            export_to=storage if config.train.export_model else None,
+        )  # fmt: skip
 
     fit = ray.train.get_context().get_experiment_name()
     run_from_verified_checkpoint(run, loop_config.get("resume_checkpoint"), context, storage, fit)
@@ -262,7 +263,9 @@ class RayTrainReport(LoopCallback):
         import ray.train
 
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_directory) if checkpoint_directory else None
-        ray.train.report(metrics, checkpoint=checkpoint)
+        # one name on every rank: Ray Train merges the ranks' directories of a sharded checkpoint into it
+        name = f"checkpoint_{step:08d}" if checkpoint else None
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)
 
 
 def run_from_verified_checkpoint(

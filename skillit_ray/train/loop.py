@@ -27,15 +27,18 @@ import torch
 from skillit_ray.config.job import JobConfig
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.sources.registry import load_skill_tokenizer
+from skillit_ray.data.storage import RunStorage
 from skillit_ray.train import checkpoint, distributed
 from skillit_ray.train.callbacks import LoopCallback, LoopCallbacks
 from skillit_ray.train.checkpoint import CheckpointParts, RankZeroPart, TorchRngState
 from skillit_ray.train.evaluation import EvaluationPoint
+from skillit_ray.train.export import export_model
 from skillit_ray.train.metrics import MetricsSink
+from skillit_ray.train.parallel import ModelAndOptimizer, is_sharded, local_state_bytes
 from skillit_ray.train.plans import Rounds, build_round_plan
 from skillit_ray.train.prefetch import BatchPrefetcher
 from skillit_ray.train.sampler import SamplerClient
-from skillit_ray.train.step import build_training_parts, train_step
+from skillit_ray.train.step import build_training_parts, fetch_model_on_this_node, train_step
 from skillit_ray.train.throughput import LoopResult, ThroughputMeter
 
 
@@ -49,13 +52,15 @@ def training_loop(
     checkpoint_directory: str | None = None,
     prepare_model=None,
     write_checkpoints: bool = True,
+    export_to: RunStorage | None = None,
 ) -> LoopResult:
     """Train one worker's share; identical on every rank except the data it reads.
 
     `checkpoint_directory` restores a checkpoint first; `prepare_model` wraps the model for data
     parallelism (Ray Train's DDP); `write_checkpoints=False` (in-process short runs and trials, which
-    never resume) skips [5]."""
+    never resume) skips [5]; `export_to` (a run's storage) receives the final model (`export.py`)."""
     distributed.seed_everything(config.train.seed)
+    fetch_model_on_this_node(config, context)
     run = TrainingRun(config, setup, context, sampler, sink, callbacks or LoopCallbacks(), prepare_model)
     start_step = checkpoint.restore(checkpoint_directory, run.parts, context) if checkpoint_directory else 0
     run.start(start_step, write_checkpoints)
@@ -66,7 +71,11 @@ def training_loop(
                 return run.stop(stopped)
     finally:
         run.batches.close()
-    return run.finish()
+    result = run.finish()
+    if export_to is not None:
+        where = export_model(run.model, run.tokenizer, export_to, config.train.steps, context.rank)
+        distributed.log_rank0(context, "exported the final model to %s", where)
+    return result
 
 
 class TrainingRun:
@@ -80,7 +89,8 @@ class TrainingRun:
         self.model, self.optimizer, self.scheduler = build_training_parts(config, len(self.tokenizer), context.device)
         self.plan = build_round_plan(config, setup, self.tokenizer, context, sampler)
         self.parts = checkpoint_parts(self.model, self.optimizer, self.scheduler, sampler, self.plan, context)
-        self.training_model = prepare_model(self.model) if prepare_model else self.model
+        sharded = is_sharded(self.model)  # FSDP2 reduces the gradients itself: no DDP wrapper
+        self.training_model = prepare_model(self.model) if prepare_model and not sharded else self.model
         if config.train.compile:
             self.training_model = torch.compile(self.training_model)
 
@@ -162,6 +172,8 @@ class TrainingRun:
                 "train_step_s": result.train_wall_s,
                 "batch_assembly_s": result.batch_assembly_s,
                 "batch_waiting_s": result.batch_waiting_s,
+                "peak_memory_bytes": result.peak_memory_bytes,
+                "model_state_bytes": local_state_bytes(self.model, self.optimizer),
             }  # fmt: skip
         )
         self.sink.flush()
@@ -172,9 +184,8 @@ def checkpoint_parts(model, optimizer, scheduler, sampler, plan, context) -> Che
     """Every stateful part of the run, by checkpoint file (rank 0) or per-rank name."""
     plan_files, plan_per_rank = plan.checkpoint_parts()
     return CheckpointParts(
+        weights=ModelAndOptimizer(model, optimizer),
         files={
-            "model.pt": model,
-            "optimizer.pt": optimizer,
             "scheduler.pt": scheduler,
             "sampler.json": RankZeroPart(sampler, context.rank),
             **plan_files,

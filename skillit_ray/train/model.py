@@ -6,9 +6,10 @@ loss of the system comes from `next_token_losses` (training, per-skill evaluatio
 the benchmark's plain loop).
 
 The paper continually trains EleutherAI/gpt-neo-125M (and 1.3B for transfer runs). Those
-shapes are listed here as configs; to start from the real weights, download them once and
-pass the local directory as `pretrained_path`. The "tiny" and "small" GPT-2 shapes train
-from scratch on CPU in seconds and are what the tests and smoke runs use.
+shapes are listed here as configs; to start from real weights, name the model by hub id or
+directory (`model.name_or_path`: `data/hub.py` finds or fetches its files, this module loads them
+from the local directory). The "tiny" and "small" GPT-2 shapes train from scratch on CPU in
+seconds and are what the tests and smoke runs use.
 """
 
 from __future__ import annotations
@@ -231,8 +232,8 @@ def _load_pretrained(pretrained_path: str, vocab_size: int) -> PreTrainedModel:
     check_pretrained_directory(pretrained_path)
     path = Path(pretrained_path)
     config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path), local_files_only=True, attn_implementation=_attention_implementation(config)
+    model = AutoModelForCausalLM.from_pretrained(  # fp32 master weights (bf16 only inside autocast)
+        str(path), local_files_only=True, attn_implementation=_attention_implementation(config), dtype=torch.float32
     )
     if model.config.vocab_size < vocab_size:
         if vocab_size - model.config.vocab_size > MAX_ADDED_TOKENS:

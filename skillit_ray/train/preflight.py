@@ -26,6 +26,7 @@ import yaml
 from skillit_ray.config.job import JobConfig, describe_config_keys, input_paths
 from skillit_ray.data.sources.registry import check_data, sources
 from skillit_ray.mixture.registry import check_mixture, strategies
+from skillit_ray.train.memory import instance_gpu_memory_gib
 
 # Instance-type families with NVIDIA GPUs, for launcher node types that leave `resources` empty
 # (AWS fills them in from the instance type). Prefix match on the family before the dot.
@@ -110,6 +111,9 @@ def check_job(config: JobConfig, cluster_config_path: str | None = None, working
             f"scaling.use_gpu=false on {cluster_config_path}, which has GPU nodes: training will run on "
             "their CPUs. Set scaling.use_gpu=true to use the GPUs."
         )
+    memories = [node["gpu_memory_gib"] for node in nodes if node["gpus"] and node.get("gpu_memory_gib")]
+    if config.scaling.use_gpu and memories and not config.scaling.gpu_memory_gib:
+        config.scaling.gpu_memory_gib = min(memories)  # the memory preflight (`resolve.check_memory`) reads it
     needed_gpus = config.scaling.num_workers * config.scaling.gpus_per_worker
     if config.scaling.use_gpu and max_gpus and needed_gpus > max_gpus:
         warnings.append(
@@ -172,7 +176,10 @@ def _launcher_nodes(document: dict[str, Any]) -> list[dict[str, Any]]:
         if gpus is None:  # launcher fills resources from the instance type: infer it the same way
             gpus = 1 if _is_gpu_node_config(node_type.get("node_config") or {}) else 0
         max_count = 1 if name == head_type else int(node_type.get("max_workers", document.get("max_workers", 0)))
-        nodes.append({"name": name, "gpus": float(gpus), "max_count": max_count})
+        node_config = node_type.get("node_config") or {}
+        instance = str(node_config.get("InstanceType") or node_config.get("machineType") or "")
+        nodes.append({"name": name, "gpus": float(gpus), "max_count": max_count,
+                      "gpu_memory_gib": instance_gpu_memory_gib(instance) if gpus else None})  # fmt: skip
     return nodes
 
 

@@ -38,6 +38,7 @@ def pretrain(config: JobConfig, out: str, overwrite: bool = False) -> dict[str, 
     """Train as configured (Ray Train), then save the final model and tokenizer to `out`; returns pretrain.json."""
     import torch
 
+    from skillit_ray.data.hub import model_directory
     from skillit_ray.data.sources.registry import load_skill_tokenizer
     from skillit_ray.data.storage import RunStorage
     from skillit_ray.train.checkpoint import newest_whole_checkpoint
@@ -62,7 +63,7 @@ def pretrain(config: JobConfig, out: str, overwrite: bool = False) -> dict[str, 
         resolved.model.size,
         vocab_size=len(tokenizer),
         max_sequence_length=resolved.data.sequence_length,
-        pretrained_path=resolved.model.pretrained_path,
+        pretrained_path=model_directory(resolved.model),
         overrides=resolved.model.overrides,
     )
     weights = torch.load(io.BytesIO(storage.read_bytes(f"{directory}/model.pt")), map_location="cpu", weights_only=True)
@@ -72,7 +73,7 @@ def pretrain(config: JobConfig, out: str, overwrite: bool = False) -> dict[str, 
         "skills": setup.train_skills,
         "steps": step,
         "checkpoint": storage.uri(directory),
-        "model": resolved.model.size if not resolved.model.pretrained_path else resolved.model.pretrained_path,
+        "model": resolved.model.checkpoint or resolved.model.size,
         "sequence_length": resolved.data.sequence_length,
         "eval_skills": summary.get("eval_skills"),
         "per_skill_val_loss": summary.get("per_skill_val_loss"),

@@ -7,29 +7,50 @@ sync; `build_training_parts` builds what it steps, as configured.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import math
 
 import numpy as np
 import torch
 
 from skillit_ray.config.job import JobConfig
-from skillit_ray.train import distributed
+from skillit_ray.data.hub import is_hub_id, model_directory
+from skillit_ray.train import distributed, parallel
 from skillit_ray.train.model import IGNORED_LABEL, build_model, labels_for, next_token_losses
+
+logger = logging.getLogger("skillit_ray")
 
 
 def build_training_parts(config: JobConfig, vocab_size: int, device: torch.device):
-    """(model on the device, AdamW, warm-up/decay scheduler) as configured."""
+    """(model on the device, AdamW, warm-up/decay scheduler) as configured: activation checkpointing and,
+    under `train.parallelism=fsdp` in a process group, FSDP2 sharding applied before AdamW sees the
+    parameters (`parallel.py`)."""
     model = build_model(
         config.model.size,
         vocab_size=vocab_size,
         max_sequence_length=config.data.sequence_length,
-        pretrained_path=config.model.pretrained_path,
+        pretrained_path=model_directory(config.model),
         overrides=config.model.overrides,
-    ).to(device)
+    )
+    if config.train.activation_checkpointing:
+        logger.info("activation checkpointing: %s", parallel.apply_activation_checkpointing(model))
+    if config.train.parallelism == "fsdp" and distributed.process_group_size() >= 1:
+        train = config.train
+        parallel.shard_model(model, train.autocast_bf16(device.type), train.fsdp_cpu_offload)
+    if not config.train.fsdp_cpu_offload:
+        model = model.to(device)
     optimizer = build_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, config))
     return model, optimizer, scheduler
+
+
+def fetch_model_on_this_node(config: JobConfig, context) -> None:
+    """A hub model's files on this node before any worker loads them: the node's first worker fetches them
+    when absent (the driver fetched them on its own machine already) while the others wait."""
+    if is_hub_id(config.model.checkpoint):
+        if context.local_rank == 0:
+            model_directory(config.model, fetch=True)
+        distributed.barrier()
 
 
 def learning_rate_factor(step: int, config: JobConfig) -> float:
@@ -82,8 +103,7 @@ def train_step(
         chunk_inputs = inputs[start : start + micro].to(context.device, non_blocking=True)
         chunk_labels = labels[start : start + micro].to(context.device, non_blocking=True)
         last = index == len(chunks) - 1
-        sync_context = model.no_sync() if (not last and hasattr(model, "no_sync")) else contextlib.nullcontext()
-        with sync_context:
+        with parallel.set_gradient_sync(model, last):
             with torch.autocast(device_type=context.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
                 logits = model(input_ids=chunk_inputs).logits
             token_losses = next_token_losses(logits, chunk_labels, reduction="sum")

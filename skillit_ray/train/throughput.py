@@ -29,6 +29,8 @@ class LoopResult:
     """Assembling this rank's batches, wherever it ran (in line or on the prefetch thread)."""
     batch_waiting_s: float
     """The part of it the training steps waited for (the critical path)."""
+    peak_memory_bytes: int = 0
+    """This rank's peak: CUDA memory allocated on a GPU, the process's resident set on a CPU."""
 
 
 class TrainingTimer:
@@ -119,4 +121,14 @@ class ThroughputMeter:
         self.timer.stop()
         train_steps = self.config.train.steps - self.start_step - self.untimed_steps
         tokens_per_s = train_steps * self.tokens_per_step / max(self.timer.elapsed(), 1e-9)
-        return LoopResult(self.config.train.steps, tokens_per_s, self.timer.elapsed(), self.assembly_s, self.waiting_s)
+        return LoopResult(self.config.train.steps, tokens_per_s, self.timer.elapsed(), self.assembly_s, self.waiting_s,
+                          peak_memory_bytes(self.timer.device))  # fmt: skip
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """This process's peak memory on `device`: CUDA memory allocated, else the resident set (Linux: KiB)."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

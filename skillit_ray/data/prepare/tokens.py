@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from skillit_ray.data.hub import find_model_files, is_hub_id
 from skillit_ray.data.sources.parquet import read_manifest as read_prepared_manifest
 from skillit_ray.data.sources.parquet import samples_from_table
 from skillit_ray.data.store import (
@@ -121,6 +122,8 @@ def plan_store(options: TokenStoreOptions) -> tuple[StorePlan, Any]:
     manifest = read_prepared_manifest(options.input)
     root = Path(options.input)
     tokenizer_path = options.tokenizer or str(root / manifest.get("tokenizer", "tokenizer"))
+    if is_hub_id(tokenizer_path):  # a model's own tokenizer, by hub id (fetched into the cache when absent)
+        tokenizer_path = find_model_files(tokenizer_path).directory
     tokenizer = load_checked_tokenizer(tokenizer_path, key="--tokenizer")
     if tokenizer.eos_token_id is None:
         raise ValueError(f"the tokenizer {tokenizer_path} has no EOS token; packing needs one (add it and re-save)")
