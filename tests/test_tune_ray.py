@@ -67,15 +67,37 @@ def test_brute_force_needs_eval_skills_among_training_skills(tmp_path):
 
 
 def test_tune_writes_a_ready_to_run_best_config(ray_local, tmp_path):
+    """Sampled etas (no grid edge to follow) and rounds [2, 3] with Skill-it pinned: the best of the trials."""
     config = small_config(
         tmp_path, "tune.num_samples=2", "tune.num_rounds_choices=[2, 3]", "tune.eta_min=0.1", "tune.eta_max=1.0",
         "tune.use_asha=false", "train.steps=6", "mixture.num_rounds=2", "train.eval_every_n_steps=3",
+        "tune.candidates=[skillit]", "tune.extend_at_edges=false",
     )  # fmt: skip
     result = tune_hyperparameters(config)
     assert result["num_trials"] == 2 and result["num_errors"] == 0
     best = load_config(result["best_config"])
     assert 0.1 <= best.mixture.eta <= 1.0 and best.mixture.num_rounds in (2, 3)
     assert yaml.safe_load(open(result["best_config"]))["mixture"]["eta"] == pytest.approx(result["best"]["eta"])
+
+
+def test_tune_follows_eta_past_the_grid_and_chooses_among_skillit_and_stratified(ray_local, tmp_path):
+    """An eta grid of two: the best is at an edge, so one more eta is tried past it; stratified is scored on the
+    same seed; the choice is the best of Skill-it's best and stratified, written with both objectives."""
+    config = small_config(
+        tmp_path, "tune.eta_grid=[0.1, 1.0]", "tune.num_rounds_choices=[2]", "tune.use_asha=false", "train.steps=6",
+        "mixture.num_rounds=2", "train.eval_every_n_steps=3", "tune.max_edge_extensions=1",
+    )  # fmt: skip
+    result = tune_hyperparameters(config)
+    trials = json.loads((tmp_path / "run" / "tune" / "trials.json").read_text())
+    etas = sorted(trial["eta"] for trial in trials if trial["strategy"] == "skillit")
+    assert etas[:1] == [pytest.approx(0.1 / 3)] or etas[-1:] == [pytest.approx(3.0)]  # past the better edge
+    assert len(etas) == 3 and [trial["strategy"] for trial in trials].count("stratified") == 1
+    choice = json.loads((tmp_path / "run" / "tune" / "candidates.json").read_text())
+    objectives = choice["candidates"]
+    assert set(objectives) == {choice["skillit_best"], "stratified"}
+    assert choice["objective"] == min(objectives.values()) and objectives[choice["winner"]] == choice["objective"]
+    assert load_config(result["best_config"]).mixture.strategy == ("stratified" if choice["winner"] == "stratified"
+                                                                   else "skillit")  # fmt: skip
 
 
 def test_trials_batch_the_short_runs_by_slot_or_as_asked():

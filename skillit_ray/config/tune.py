@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from skillit_ray.config.loading import choice, require
 
+CANDIDATES = ("auto", "skillit", "stratified", "target_only", "proportions")
+
 
 @dataclass
 class TuneConfig:
@@ -40,6 +42,20 @@ class TuneConfig:
     """CPUs per trial."""
     gpus_per_trial: float = 0.0
     """GPUs per trial."""
+    extend_at_edges: bool = True
+    """When the best eta, number of rounds or window is the largest or smallest tried, try one step further
+    (`edge_factor`) with the others held at the best, until the objective turns or a bound is reached."""
+    edge_factor: float = 3.0
+    """The step past an edge: eta x3 or /3; rounds and window x3 or /3 rounded, at least one more or fewer."""
+    eta_bounds: list[float] = field(default_factory=lambda: [0.001, 1000.0])
+    """[lowest, highest] eta an edge extension may try."""
+    max_edge_extensions: int = 4
+    """Extension steps at most (each tries every dimension at an edge once)."""
+    candidates: list[str] = field(default_factory=lambda: ["auto"])
+    """What the search chooses among, all scored by the same short runs on the same `seeds`: skillit (its best
+    setting), stratified, target_only (the targets of a fine-tuning run), proportions (the given
+    `mixture.proportions`); "auto" is skillit + stratified + target_only in fine-tuning + proportions when
+    given. [skillit] pins Skill-it."""
 
     def validate(self) -> None:
         require(
@@ -54,6 +70,15 @@ class TuneConfig:
         require(self.num_samples >= 1, "tune.num_samples must be >= 1")
         require(bool(self.seeds), "tune.seeds must list at least one seed")
         choice("tune.metric", self.metric, ("mean_val_loss", "mean_accuracy"))
+        require(self.edge_factor > 1, f"tune.edge_factor={self.edge_factor} must be > 1")
+        require(
+            len(self.eta_bounds) == 2 and 0 < self.eta_bounds[0] < self.eta_bounds[1],
+            f"tune.eta_bounds={self.eta_bounds} must be [lowest, highest] with 0 < lowest < highest",
+        )
+        require(self.max_edge_extensions >= 0, "tune.max_edge_extensions must be >= 0")
+        require(bool(self.candidates), "tune.candidates must list at least one (e.g. [skillit] to pin Skill-it)")
+        for candidate in self.candidates:
+            choice("tune.candidates entry", candidate, CANDIDATES)
 
     def validate_for_steps(self, num_steps: int) -> None:
         """Checks that matter only when tuning: every candidate number of rounds fits the run's steps."""

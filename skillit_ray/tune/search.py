@@ -1,10 +1,14 @@
-"""The search over eta, rounds and window for Skill-it on Ray Tune.
+"""The search over eta, rounds and window for Skill-it on Ray Tune, and the choice among it and the baselines.
 
 Role in the flow: graph (graph.json) -> **search** -> train (`best_config.yaml`). A Tune search over
 log-uniform eta (or `tune.eta_grid`), the number of rounds and the window; each trial a short Skill-it
 run in its process (repeated over `tune.seeds`), its objective the final mean validation loss (or
-accuracy), ASHA stopping poor trials at evaluation points (one seed only); writes the best setting as
-a ready-to-run YAML and every trial to `tune/trials.json`.
+accuracy), ASHA stopping poor trials at evaluation points (one seed only). Where the best value of a
+dimension is at the edge of what was tried, the search goes on past it (`edges.py`). Then the baselines
+that apply (`tune.candidates`: stratified; target_only in fine-tuning; the given proportions) are scored
+by the same runs on the same seeds, and the best of them and Skill-it's best is the choice: written as a
+ready-to-run YAML, with `tune/candidates.json` (who won, by how much, Skill-it's best beside it) and
+every trial in `tune/trials.json`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 from typing import Any
 
 import numpy as np
@@ -24,7 +29,10 @@ from skillit_ray.train.callbacks import LoopCallback
 from skillit_ray.train.launch import connect_ray
 from skillit_ray.train.local import run_local_training
 from skillit_ray.train.resolve import resolve_run
+from skillit_ray.tune.edges import DIMENSIONS, best_setting, extend_search
 from skillit_ray.tune.trials import trial_run_config
+
+logger = logging.getLogger("skillit_ray")
 
 
 class TuneReport(LoopCallback):
@@ -50,21 +58,36 @@ def _objective(records: dict[str, Any], metric: str) -> float:
     return float(np.mean(last["val_loss"]))
 
 
+def apply_setting(config: JobConfig, setting: dict[str, Any], train_skills: list[str]) -> JobConfig:
+    """The config of one candidate: Skill-it at (eta, rounds, window), or a baseline strategy."""
+    strategy = setting.get("strategy", "skillit")
+    if strategy == "skillit":
+        config.mixture.eta = float(setting["eta"])
+        config.mixture.num_rounds = int(setting["num_rounds"])
+        config.mixture.window = int(setting["window"])
+    elif strategy == "target_only":
+        targets = set(config.mixture.target_skills or config.data.eval_skills)
+        config.mixture.strategy = "target_only"
+        config.mixture.proportions = [1.0 if skill in targets else 0.0 for skill in train_skills]
+    elif strategy == "proportions":
+        config.mixture.strategy = "random"  # the given fixed mixture
+    else:
+        config.mixture.strategy = strategy
+    return config
+
+
 def _tune_trial(trial_config: dict[str, Any]) -> None:
     import ray.tune
 
     base = config_from_dict(trial_config["config"])
+    setting = trial_config.get("setting") or {name: trial_config[name] for name in DIMENSIONS}
     objectives = []
     for seed in base.tune.seeds:
-        config = trial_run_config(base)
-        config.mixture.eta = float(trial_config["eta"])
-        config.mixture.num_rounds = int(trial_config["num_rounds"])
-        config.mixture.window = int(trial_config["window"])
+        config = apply_setting(trial_run_config(base), setting, trial_config["train_skills"])
         config.train.seed = int(seed)
         config.validate()
-
-        callbacks = [TuneReport(base.tune.metric)] if len(base.tune.seeds) == 1 else []  # ASHA sees one seed
-        records = run_local_training(config, callbacks)
+        reports = len(base.tune.seeds) == 1 and "setting" not in trial_config  # ASHA sees the first search only
+        records = run_local_training(config, [TuneReport(base.tune.metric)] if reports else [])
         objectives.append(_objective(records, base.tune.metric))
     ray.tune.report({"objective": float(np.mean(objectives)), "per_seed": objectives, "final": True})
 
@@ -86,14 +109,71 @@ def search_space(config: JobConfig) -> dict[str, Any]:
     }
 
 
+def candidate_settings(config: JobConfig) -> list[dict[str, Any]]:
+    """The baselines the search scores beside Skill-it's best (`tune.candidates`)."""
+    names: list[str] = []
+    for candidate in config.tune.candidates:
+        if candidate == "auto":
+            names += ["stratified"] + (["target_only"] if config.mixture.setting == "finetuning" else [])
+            names += ["proportions"] if config.mixture.proportions else []
+        elif candidate != "skillit":
+            names.append(candidate)
+    if "proportions" in names and not config.mixture.proportions:
+        raise ValueError("tune.candidates has proportions but mixture.proportions is empty; give the mixture")
+    return [{"strategy": name} for name in dict.fromkeys(names)]
+
+
+class TrialRunner:
+    """Runs settings as Ray Tune trials (one per setting, every seed in it) and returns their results."""
+
+    def __init__(self, config: JobConfig, train_skills: list[str], storage: RunStorage, mode: str) -> None:
+        self.config, self.train_skills, self.storage, self.mode = config, train_skills, storage, mode
+        self.fits = 0
+
+    def fit(self, param_space: dict[str, Any], num_samples: int = 1, scheduler=None) -> list[dict[str, Any]]:
+        from ray import tune
+
+        config = self.config
+        tuner = tune.Tuner(
+            tune.with_resources(_tune_trial, {"cpu": config.tune.cpus_per_trial, "gpu": config.tune.gpus_per_trial}),
+            param_space={**param_space, "train_skills": self.train_skills},
+            tune_config=tune.TuneConfig(
+                metric="objective",
+                mode=self.mode,
+                num_samples=num_samples,
+                scheduler=scheduler,
+                max_concurrent_trials=config.tune.max_concurrent_trials or None,
+            ),  # fmt: skip
+            run_config=tune.RunConfig(
+                name=f"{config.run.name}-tune-{self.fits}", storage_path=self.storage.train_storage_path(), verbose=0
+            ),  # fmt: skip
+        )
+        self.fits += 1
+        results = []
+        for result in tuner.fit():
+            setting = result.config.get("setting") or {name: result.config[name] for name in DIMENSIONS}
+            metrics = result.metrics or {}
+            results.append({"strategy": "skillit", **setting, "objective": metrics.get("objective"),
+                            "per_seed": metrics.get("per_seed"), "finished": bool(metrics.get("final")),
+                            "error": str(result.error) if result.error else None})  # fmt: skip
+        return results
+
+    def run_settings(self, settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from ray import tune
+
+        found = self.fit({"config": self.config.to_dict(), "setting": tune.grid_search(settings)})
+        return [result for result in found if result["finished"]]
+
+
 def tune_hyperparameters(config: JobConfig) -> dict[str, Any]:
-    """Search eta (log scale), rounds and window for Skill-it; write best_config.yaml."""
-    from ray import tune
+    """Search eta (log scale), rounds and window for Skill-it, past the grid's edges while the objective
+    improves; score the baselines on the same seeds; write the winner as best_config.yaml."""
     from ray.tune.schedulers import ASHAScheduler
 
     config, setup = resolve_run(config)
     config.tune.validate_for_steps(config.train.steps)
     strategy_from_config(config, setup.train_skills, setup.eval_skills)  # graph and strategy errors before any trial
+    baselines = candidate_settings(config)
     connect_ray(config)
     mode = "max" if config.tune.metric == "mean_accuracy" else "min"
     scheduler = None
@@ -101,46 +181,55 @@ def tune_hyperparameters(config: JobConfig) -> dict[str, Any]:
         max_reports = max(1, config.train.steps // config.train.eval_every_n_steps + config.mixture.num_rounds + 1)
         scheduler = ASHAScheduler(max_t=max_reports, grace_period=max(1, max_reports // 4), reduction_factor=2)
     storage = RunStorage(config.run.storage_path, config.run.name)
-    tuner = tune.Tuner(
-        tune.with_resources(_tune_trial, {"cpu": config.tune.cpus_per_trial, "gpu": config.tune.gpus_per_trial}),
-        param_space=search_space(config),
-        tune_config=tune.TuneConfig(
-            metric="objective",
-            mode=mode,
-            num_samples=1 if config.tune.eta_grid else config.tune.num_samples,
-            scheduler=scheduler,
-            max_concurrent_trials=config.tune.max_concurrent_trials or None,
-        ),
-        run_config=tune.RunConfig(name=f"{config.run.name}-tune", storage_path=storage.train_storage_path(), verbose=0),
-    )
-    results = tuner.fit()
-    errors = [result.error for result in results if result.error is not None]
+    runner = TrialRunner(config, setup.train_skills, storage, mode)
+    results = runner.fit(search_space(config), 1 if config.tune.eta_grid else config.tune.num_samples, scheduler)
+    errors = [result["error"] for result in results if result["error"]]
     if len(errors) == len(results):
         raise RuntimeError(f"every tuning trial failed; first error: {errors[0]}")
-    finished = [r for r in results if r.error is None and r.metrics and r.metrics.get("final")]
+    finished = [result for result in results if result["finished"]]
     if not finished:
         raise RuntimeError("no tuning trial finished (ASHA stopped them all?); raise tune.num_samples")
-    best = (max if mode == "max" else min)(finished, key=lambda r: r.metrics["objective"])
-    best_config = copy.deepcopy(config)
-    best_config.mixture.eta = float(best.config["eta"])
-    best_config.mixture.num_rounds = int(best.config["num_rounds"])
-    best_config.mixture.window = int(best.config["window"])
+    searched = len(finished)
+    if config.tune.extend_at_edges:
+        bounds = {"eta": tuple(config.tune.eta_bounds), "num_rounds": (1, config.train.steps),
+                  "window": (1, config.train.steps)}  # fmt: skip
+        grids = ["eta"] if config.tune.eta_grid else []  # a log-uniform eta has no grid edge to follow
+        finished = extend_search(finished, runner.run_settings, mode, config.tune.edge_factor, bounds,
+                                 config.tune.max_edge_extensions, [*grids, "num_rounds", "window"])  # fmt: skip
+    skillit_best = best_setting(finished, mode)
+    scored = runner.run_settings(baselines) if baselines else []
+    winner = best_setting([skillit_best, *scored], mode) if "skillit" in _named(config) else best_setting(scored, mode)
+    best_config = apply_setting(copy.deepcopy(config), winner, setup.train_skills)
     best_path = storage.write_text("tune/best_config.yaml", yaml.safe_dump(_plain(best_config), sort_keys=False))
-    trials = [
-        {"eta": r.config["eta"], "num_rounds": r.config["num_rounds"], "window": r.config["window"],
-         "objective": (r.metrics or {}).get("objective"), "finished": bool((r.metrics or {}).get("final")),
-         "error": str(r.error) if r.error else None}
-        for r in results
-    ]  # fmt: skip
-    storage.write_text("tune/trials.json", json.dumps(trials, indent=2))
+    choice = {"winner": _describe(winner), "objective": winner["objective"], "skillit_best": _describe(skillit_best),
+              "skillit_objective": skillit_best["objective"], "metric": config.tune.metric, "mode": mode,
+              "seeds": config.tune.seeds,
+              "candidates": {_describe(result): result["objective"] for result in [skillit_best, *scored]}}  # fmt: skip
+    storage.write_text("tune/candidates.json", json.dumps(choice, indent=2))
+    storage.write_text("tune/trials.json", json.dumps([*results, *finished[len(results) :], *scored], indent=2))
+    logger.info("tune: the choice is %s (%s %.4f); Skill-it's best %s: %.4f; %s", choice["winner"],
+                config.tune.metric, winner["objective"], choice["skillit_best"], skillit_best["objective"],
+                ", ".join(f"{name} {value:.4f}" for name, value in choice["candidates"].items()))  # fmt: skip
     return {
         "best": {"eta": best_config.mixture.eta, "num_rounds": best_config.mixture.num_rounds,
-                 "window": best_config.mixture.window, "objective": best.metrics["objective"]},
+                 "window": best_config.mixture.window, "strategy": best_config.mixture.strategy,
+                 "objective": winner["objective"]},
+        "choice": choice,
         "best_config": best_path,
         "config": best_config,
-        "num_trials": len(results),
+        "num_trials": len(results) + len(finished) - searched + len(scored),
         "num_errors": len(errors),
     }  # fmt: skip
+
+
+def _named(config: JobConfig) -> set[str]:
+    return {"skillit" if name == "auto" else name for name in config.tune.candidates}
+
+
+def _describe(result: dict[str, Any]) -> str:
+    if result.get("strategy", "skillit") != "skillit":
+        return str(result["strategy"])
+    return f"skillit(eta={result['eta']:g}, rounds={result['num_rounds']}, window={result['window']})"
 
 
 def _plain(config: JobConfig) -> dict[str, Any]:
