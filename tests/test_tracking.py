@@ -302,6 +302,10 @@ def test_the_training_line_names_step_round_speed_loss_top_skills_and_eta(tmp_pa
     assert line == (
         "[run] step 6/12 round 2/3 | 112 tok/s | loss 2.3141 | top skills b 0.50 c 0.30 a 0.20 | 1m02s, ETA 2m00s"
     )
+    # at step 8 the evaluation of step 8 is still to come: 4 steps x 2 s + 2 x (62 - 12) s
+    assert clock.eta(8, 112.0, now) == "1m48s"
+    clock.first = (5, now - 6.0)  # no evaluation timed since step 5: the steps alone, a lower bound
+    assert clock.eta(8, 112.0, now) == ">8s"
 
 
 def test_the_progress_file_holds_the_newest_training_record(tmp_path):

@@ -27,6 +27,8 @@ def configure_console(verbose: bool) -> None:
     logging.getLogger("skillit_ray").setLevel(logging.INFO)
     if verbose:
         os.environ[VERBOSE_VARIABLE] = "1"
+    else:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow configures its own logger at import
 
 
 def ray_log_level() -> str:

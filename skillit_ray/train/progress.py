@@ -118,20 +118,26 @@ class RunClock:
         if self.first is None or step < self.first[0]:  # first record, or a retry went back
             self.first = (step, now_s)
 
-    def eta_s(self, step: int, tokens_per_s: float, now_s: float) -> float | None:
-        """Seconds until the last step, None until a step time is measured."""
+    def eta(self, step: int, tokens_per_s: float, now_s: float) -> str:
+        """The time until the last step ("2m00s"); the steps' time alone as a lower bound (">40s") until an
+        evaluation was timed; "?" before a step time is measured."""
         if self.first is None or tokens_per_s <= 0:
-            return None
+            return "?"
         tokens_per_step = self.config.train.batch_size * self.config.data.sequence_length
         first_step, first_s = self.first
-        return estimate_remaining_s(
+        # the evaluation at step s runs after the training record of step s
+        remaining_evaluations = sum(1 for at in self.evaluations if at >= step)
+        observed_evaluations = sum(1 for at in self.evaluations if first_step <= at < step)
+        seconds = estimate_remaining_s(
             step_s=tokens_per_step / tokens_per_s,
             remaining_steps=self.config.train.steps - step,
-            remaining_evaluations=sum(1 for at in self.evaluations if at > step),
+            remaining_evaluations=remaining_evaluations,
             observed_s=now_s - first_s,
             observed_steps=step - first_step,
-            observed_evaluations=sum(1 for at in self.evaluations if first_step < at <= step),
+            observed_evaluations=observed_evaluations,
         )
+        lower_bound = remaining_evaluations > 0 and observed_evaluations == 0
+        return (">" if lower_bound else "") + format_duration(seconds)
 
 
 def estimate_remaining_s(
@@ -155,13 +161,12 @@ def training_line(config: JobConfig, record: dict, top_skills: str, clock: RunCl
     """`[run] step s/S round r/R | tok/s | loss | top skills | elapsed, ETA` for one training record."""
     train, step = config.train, record["step"]
     round_index = train.round_of_step(max(step - 1, 0), config.mixture.num_rounds)
-    eta_s = clock.eta_s(step, record["tokens_per_s"], now_s)
     parts = [
         f"[{config.run.name}] step {step}/{train.steps} round {round_index + 1}/{config.mixture.num_rounds}",
         f"{record['tokens_per_s']:,.0f} tok/s",
         f"loss {record['train_loss']:.4f}",
         *([f"top skills {top_skills}"] if top_skills else []),
-        f"{format_duration(now_s - clock.started_s)}, ETA {format_duration(eta_s) if eta_s is not None else '?'}",
+        f"{format_duration(now_s - clock.started_s)}, ETA {clock.eta(step, record['tokens_per_s'], now_s)}",
     ]
     return " | ".join(parts)
 

@@ -21,6 +21,7 @@ The packages are imported when a tracker is built, so an unused tracker costs no
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -174,8 +175,9 @@ def log_run_artifacts(tracker: str, identity: dict[str, Any], files: list[Path],
         run = init_wandb_run(
             identity["run_directory"], identity["run_id"], identity["project"], identity["mode"], identity["name"], None
         )
-        for path in files:
-            run.save(str(path), base_path=str(path.parent), policy="now")
+        for path in files:  # copied into the run's files (saving a file from elsewhere links it, with a warning)
+            shutil.copy(path, Path(run.dir) / path.name)
+            run.save(str(Path(run.dir) / path.name), base_path=run.dir, policy="now")
         summary = json.loads(texts.get("summary", "{}"))
         run.summary.update({key: value for key, value in summary.items() if isinstance(value, int | float | str)})
         run.finish()
