@@ -173,6 +173,30 @@ def test_resume_continues_the_same_tracker_runs_and_logs_each_step_once(tmp_path
     assert rows[19]["train/loss"] == 1.0 and rows[20]["train/loss"] == 2.0
 
 
+def test_after_a_crash_the_trackers_catch_up_from_the_jsonl_records_of_the_checkpoint(tmp_path, mlflow_database):
+    config = tracked_config(tmp_path, mlflow_database, "[jsonl, mlflow, tensorboard]")
+    config, setup = resolve_run(config)
+    storage = RunStorage(config.run.storage_path, config.run.name)
+    crashed = tracking.tracking_sink(config, setup, storage)
+    crashed.restore(0)
+    write_steps(crashed, range(1, 21), 1.0, len(setup.eval_skills))  # in the jsonl files, not yet in the trackers
+    crashed.queue.put(None)  # the process dies: its tracking thread ends with the records pending
+    crashed.thread.join()
+
+    resumed = tracking.tracking_sink(config, setup, storage)
+    resumed.restore(10)
+    write_steps(resumed, range(11, 31), 2.0, len(setup.eval_skills))
+    resumed.close()
+
+    run_id = tracking.read_tracker_runs(storage)["mlflow"]["run_id"]
+    losses = mlflow_client(config).get_metric_history(run_id, "train/loss")
+    assert sorted((metric.step, metric.value) for metric in losses) == [(step, 1.0 if step <= 10 else 2.0)
+                                                                       for step in range(1, 31)]  # fmt: skip
+    events = tensorboard_scalars(storage.local_path() / "tensorboard")
+    assert [event.step for event in events.Scalars("train/loss")] == list(range(1, 31))
+    assert [event.step for event in events.Scalars("mixture/round")] == [5, 10, 15, 20, 25, 30]
+
+
 def test_metric_names_cover_every_kind_and_make_skill_names_safe():
     train_skills, eval_skills = ["a", "b"], ["a", "b?c"]
     values = tracking.metric_values(evaluation(5, 2), train_skills, eval_skills)
@@ -188,22 +212,25 @@ def test_metric_names_cover_every_kind_and_make_skill_names_safe():
     }  # fmt: skip
 
 
-def test_a_tracker_error_is_raised_in_the_training_thread_at_the_next_flush(tmp_path):
+def test_a_tracker_error_is_raised_in_the_training_thread(tmp_path):
     config, setup = resolve_run(small_config(tmp_path))
 
     class Broken:
-        def restore(self, step):
+        def restore(self, step, written):
             pass
 
-        def log(self, kind, step, values):
+        def log(self, entries):
             raise ConnectionError("tracking server down")
+
+        def close(self):
+            pass
 
     sink = tracking.TrackingSink(tracking.JsonlSink(RunStorage(str(tmp_path), "run")), [Broken()], setup)
     sink.restore(0)
     sink.write(train(1, 1.0))
+    sink.flush()  # the jsonl files; the trackers follow on their thread
     with pytest.raises(RuntimeError, match="experiment tracking failed: ConnectionError: tracking server down"):
-        sink.flush()
-    sink.queue.put(None)
+        sink.close()
 
 
 # ----------------------------------------------------------------------------- one run end to end, resumed

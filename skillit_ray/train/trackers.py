@@ -1,20 +1,22 @@
 """The experiment trackers behind rank 0's metrics sink: MLflow, TensorBoard and W&B, one class each.
 
 Role in the flow: tracking (`TrackingSink`, on its thread) -> **trackers** -> the tracker's store. Each
-tracker gets the metric values of one record (`tracking.metric_values`: "train/loss",
-"eval/val_loss/<skill>", "mixture/weight/<skill>", ...) with its kind and step, and the same four calls
-as a metrics sink: `restore(step)` first (the run continues after `step`), then `log`, `flush`, `close`.
+tracker gets records as (kind, step, metric values) entries (`tracking.metric_values`: "train/loss",
+"eval/val_loss/<skill>", "mixture/weight/<skill>", ...), several at a time, through three calls:
+`restore(step, written)` first (the run continues after `step`; `written` are the jsonl records up to
+it, to catch up with), then `log(entries)`, and `close()`.
 
-No step is logged twice when a run resumes from a checkpoint older than what the tracker already holds:
+Every tracker knows, per kind of record, the last step it holds, and a resumed run logs no step twice:
 
-    MLflow       reads the run's metric histories on restore and skips each kind's steps up to the
-                 last one logged (MLflow cannot delete logged points; the deterministic resume
-                 retrains those steps to the same values)
-    TensorBoard  opens the writer with `purge_step` = restored step + 1: TensorBoard's readers hide the
-                 events at or after it that an earlier attempt wrote, and show the new ones
-    W&B          skips each kind's steps up to the last one logged, which it keeps in
-                 `wandb_logged_steps.json` beside its files (an offline run cannot be asked)
+    MLflow       asks the run's metric histories on restore, logs the written records after them, and
+                 skips the resumed run's steps it already holds (MLflow cannot delete logged points; the
+                 deterministic resume retrains those steps to the same values)
+    TensorBoard  reopens with `purge_step` just after the restored step (or before the first step it
+                 may miss): its readers hide an earlier attempt's events from there on, and the written
+                 records from there and the resumed run's steps are logged anew
+    W&B          as MLflow, from `wandb_logged_steps.json` beside its files (an offline run cannot be asked)
 
+TensorBoard and W&B write their steps file after each batch (TensorBoard's events flushed first).
 The packages are imported when a tracker is built, so an unused tracker costs nothing. No Ray import.
 """
 
@@ -38,19 +40,39 @@ MLFLOW_MAX_METRICS_PER_BATCH = 1000
 """MLflow's limit on metrics per `log_batch` call."""
 
 WANDB_LOGGED_STEPS_FILE = "wandb_logged_steps.json"
+TENSORBOARD_LOGGED_STEPS_FILE = "tensorboard_logged_steps.json"
+Entry = tuple[str, int, dict[str, float]]
+"""(kind, step, metric values) of one record."""
 
 
-class SkipLoggedSteps:
-    """Per kind, the last step the tracker holds; a record at or before it is not logged again."""
+class LoggedSteps:
+    """Per kind, the last step the tracker holds; an entry at or before it is not logged again. Kept in
+    `path` (written atomically after each batch) when the tracker cannot be asked."""
 
-    def __init__(self) -> None:
-        self.logged_through: dict[str, int] = {}
+    def __init__(self, path: Path | None = None) -> None:
+        self.path, self.logged_through = path, {}
 
-    def already_logged(self, kind: str, step: int) -> bool:
-        return step <= self.logged_through.get(kind, -1)
+    def load(self) -> dict[str, int]:
+        if self.path is not None and self.path.is_file():
+            self.logged_through = {kind: int(step) for kind, step in json.loads(self.path.read_text()).items()}
+        return self.logged_through
+
+    def save(self) -> None:
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.logged_through))
+        temporary.replace(self.path)
+
+    def new_entries(self, entries: list[Entry]) -> list[Entry]:
+        """The entries of steps the tracker does not hold yet; they count as held from now on."""
+        kept = []
+        for kind, step, values in entries:
+            if step > self.logged_through.get(kind, -1):
+                kept.append((kind, step, values))
+                self.logged_through[kind] = step
+        return kept
 
 
-class MlflowTracker(SkipLoggedSteps):
+class MlflowTracker:
     """Metrics of one MLflow run (its id opened by the driver, `tracking.open_tracker_runs`)."""
 
     name = "mlflow"
@@ -58,87 +80,87 @@ class MlflowTracker(SkipLoggedSteps):
     def __init__(self, tracking_uri: str, run_id: str) -> None:
         from mlflow.tracking import MlflowClient
 
-        super().__init__()
-        self.client, self.run_id = MlflowClient(tracking_uri), run_id
+        self.client, self.run_id, self.steps = MlflowClient(tracking_uri), run_id, LoggedSteps()
 
-    def restore(self, step: int) -> None:
+    def restore(self, step: int, written: list[Entry]) -> None:
         self.client.update_run(self.run_id, status="RUNNING")
         for kind, key in WATERMARK_KEYS.items():
             history = self.client.get_metric_history(self.run_id, key)
             if history:
-                self.logged_through[kind] = max(metric.step for metric in history)
+                self.steps.logged_through[kind] = max(metric.step for metric in history)
+        self.log(written)
 
-    def log(self, kind: str, step: int, values: dict[str, float]) -> None:
+    def log(self, entries: list[Entry]) -> None:
         from mlflow.entities import Metric
 
-        if self.already_logged(kind, step):
-            return
         timestamp_ms = int(time.time() * 1000)
-        metrics = [Metric(key, float(value), timestamp_ms, step) for key, value in values.items()]
+        metrics = [Metric(key, value, timestamp_ms, step) for _, step, values in self.steps.new_entries(entries)
+                   for key, value in values.items()]  # fmt: skip
         for start in range(0, len(metrics), MLFLOW_MAX_METRICS_PER_BATCH):
             self.client.log_batch(self.run_id, metrics=metrics[start : start + MLFLOW_MAX_METRICS_PER_BATCH])
-
-    def flush(self) -> None:
-        pass
 
     def close(self) -> None:
         pass
 
 
 class TensorBoardTracker:
-    """Scalars in TensorBoard event files under `log_dir` (`<run dir>/tensorboard`)."""
+    """Scalars in TensorBoard event files under `log_dir` (`<run dir>/tensorboard`), one event per record."""
 
     name = "tensorboard"
 
-    def __init__(self, log_dir: str) -> None:
+    def __init__(self, log_dir: str, run_directory: str) -> None:
         self.log_dir, self.writer = log_dir, None
+        self.steps = LoggedSteps(Path(run_directory) / TENSORBOARD_LOGGED_STEPS_FILE)
 
-    def restore(self, step: int) -> None:
+    def restore(self, step: int, written: list[Entry]) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        # step 0 retrains everything, so an earlier attempt's events are all hidden
-        self.writer = SummaryWriter(log_dir=self.log_dir, purge_step=step + 1 if step else 0)
+        held = self.steps.load()
+        kinds = {kind for kind, _, _ in written}
+        # from the first step the run logs again (a fresh start evaluates step 0 again), or the first a kind
+        # of the written records may miss
+        purge_step = min([step + 1 if step else 0, *(held.get(kind, -1) + 1 for kind in kinds)])
+        self.writer = SummaryWriter(log_dir=self.log_dir, purge_step=purge_step)
+        self.steps.logged_through = {kind: purge_step - 1 for kind in WATERMARK_KEYS}
+        self.log(written)
 
-    def log(self, kind: str, step: int, values: dict[str, float]) -> None:
-        for key, value in values.items():
-            self.writer.add_scalar(key, value, global_step=step)
+    def log(self, entries: list[Entry]) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
 
-    def flush(self) -> None:
-        if self.writer is not None:
+        new = self.steps.new_entries(entries)
+        for _, step, values in new:
+            summary = Summary(value=[Summary.Value(tag=key, simple_value=value) for key, value in values.items()])
+            self.writer.file_writer.add_summary(summary, global_step=step)
+        if new:
             self.writer.flush()
+            self.steps.save()
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-class WandbTracker(SkipLoggedSteps):
+class WandbTracker:
     """Metrics of one W&B run (resumed by id), offline by default: files under `<run dir>/wandb`."""
 
     name = "wandb"
 
     def __init__(self, run_directory: str, run_id: str, project: str, mode: str, run_name: str, config: dict) -> None:
-        super().__init__()
         self.run_directory, self.run_id, self.project, self.mode = run_directory, run_id, project, mode
         self.run_name, self.config, self.run = run_name, config, None
-        self.steps_file = Path(run_directory) / WANDB_LOGGED_STEPS_FILE
+        self.steps = LoggedSteps(Path(run_directory) / WANDB_LOGGED_STEPS_FILE)
 
-    def restore(self, step: int) -> None:
+    def restore(self, step: int, written: list[Entry]) -> None:
         self.run = init_wandb_run(self.run_directory, self.run_id, self.project, self.mode, self.run_name, self.config)
-        if self.steps_file.is_file():
-            self.logged_through = {kind: int(last) for kind, last in json.loads(self.steps_file.read_text()).items()}
+        self.steps.load()
+        self.log(written)
 
-    def log(self, kind: str, step: int, values: dict[str, float]) -> None:
-        if self.already_logged(kind, step):
-            return
-        self.run.log(values, step=step)
-        self.logged_through[kind] = step
-        temporary = self.steps_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.logged_through))
-        temporary.replace(self.steps_file)
-
-    def flush(self) -> None:
-        pass
+    def log(self, entries: list[Entry]) -> None:
+        new = self.steps.new_entries(entries)
+        for _, step, values in new:
+            self.run.log(values, step=step)
+        if new:
+            self.steps.save()
 
     def close(self) -> None:
         if self.run is not None:

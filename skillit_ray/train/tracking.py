@@ -4,11 +4,13 @@ Role in the flow: launch (driver: `open_tracker_runs` before Ray starts, `finish
 run's outputs; rank 0: `tracking_sink`) -> **tracking** -> metrics (`JsonlSink`) and trackers
 (`trackers.py`: MLflow, TensorBoard, W&B). The loop still sees one `MetricsSink`.
 
-`TrackingSink` writes every record to the `JsonlSink` in line, and hands it to the trackers and the
-progress file (`progress.json`: the newest training record, read by the driver's progress line) on
-one thread, so a tracker's latency (an MLflow SQLite commit, a server round trip) stays off the
-training steps. `flush` (every evaluation and checkpoint point) waits until the thread has caught up,
-so whatever precedes a checkpoint is in the trackers; a tracker's error is raised there.
+`TrackingSink` writes every record to the `JsonlSink` in line (the run's record, restored with each
+checkpoint), and on one thread to the progress file (`progress.json`: the newest training record, read
+by the driver's progress line) and to the trackers, which follow the jsonl records in batches: every
+`TRACKER_BATCH_S` and at the end. The training thread never waits for a tracker (an MLflow SQLite commit,
+a server round trip) except on restore and close; a tracker's error is raised at its next write or flush.
+On restore the trackers catch up from the jsonl records up to the checkpoint, so what a crash kept
+from them is complete, and none logs a step twice (`trackers.py`).
 
 Metric names, the same in every tracker (skill names with characters MLflow refuses get "_"):
 
@@ -31,6 +33,7 @@ import queue
 import re
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,9 @@ RUN_ARTIFACTS = ("config.json", "summary.json", MIXTURE_FILE, METRICS_FILE, "mix
 MLFLOW_MAX_PARAM_LENGTH = 500
 """Config values longer than this are cut in MLflow's params (config.json, an artifact, has them whole)."""
 MLFLOW_MAX_PARAMS_PER_BATCH = 100
+TRACKER_BATCH_S = 5.0
+"""The trackers get the pending records this often (and at the end): one MLflow batch per 5 s instead
+of one per record keeps their Python work, which holds the GIL the training thread needs, small."""
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^0-9A-Za-z_\-. :/]")
 logger = logging.getLogger("skillit_ray")
 
@@ -90,13 +96,17 @@ def safe_name(skill: str) -> str:
 
 
 class TrackingSink:
-    """Rank 0's sink: the run's jsonl files in line; the trackers and the progress file on one thread."""
+    """Rank 0's sink: the run's jsonl files in line; the progress file and the trackers on one thread."""
 
     def __init__(self, jsonl: JsonlSink, tracker_list: list, setup: SkillSetup) -> None:
         self.jsonl, self.trackers, self.setup = jsonl, tracker_list, setup
         self.storage = jsonl.storage
         self.queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
+        self.thread_cpu_s = 0.0
+        """CPU time of the tracking thread (its Python holds the GIL the training thread needs)."""
+        self.waited_s = 0.0
+        """Time the training thread waited for the tracking thread (restore, close)."""
         self.thread = threading.Thread(target=self._work, name="skillit-tracking", daemon=True)
         self.thread.start()
 
@@ -106,12 +116,16 @@ class TrackingSink:
         self.queue.put(("write", dict(record)))
 
     def restore(self, step: int) -> None:
+        """The jsonl records up to `step`, and the trackers caught up with them."""
         self.jsonl.restore(step)
-        self._call("restore", step)
+        written = [{"kind": "round", **record} for record in self.jsonl.rounds] + self.jsonl.metrics
+        order = {"train": 0, "eval": 1, "round": 2, "throughput": 3}  # a step's records in the loop's order
+        self._call("restore", (step, sorted(written, key=lambda record: (record["step"], order[record["kind"]]))))
 
     def flush(self) -> None:
+        """The jsonl files now; the trackers follow within `TRACKER_BATCH_S` (restore catches them up)."""
         self.jsonl.flush()
-        self._call("flush", None)
+        self._raise_tracker_error()
 
     def close(self) -> None:
         try:
@@ -122,8 +136,10 @@ class TrackingSink:
 
     def _call(self, method: str, argument) -> None:
         """Run `method` on every tracker after what is queued, and wait for it."""
+        started = time.perf_counter()
         self.queue.put((method, argument))
         self.queue.join()
+        self.waited_s += time.perf_counter() - started
         self._raise_tracker_error()
 
     def _raise_tracker_error(self) -> None:
@@ -132,29 +148,55 @@ class TrackingSink:
             raise RuntimeError(f"experiment tracking failed: {type(error).__name__}: {error}") from error
 
     def _work(self) -> None:
+        pending: list[dict[str, Any]] = []  # records not yet handed to the trackers
+        last_dispatch_s = time.monotonic()
         while True:
-            item = self.queue.get()
+            wait_s = last_dispatch_s + TRACKER_BATCH_S - time.monotonic()
+            try:
+                item, from_queue = self.queue.get(timeout=max(wait_s, 0.0)) if pending else self.queue.get(), True
+            except queue.Empty:
+                item, from_queue = ("dispatch", None), False
             try:
                 if item is None:
                     return
-                if self.error is None:  # after an error, drain without logging until it is raised
-                    self._handle(*item)
+                method, argument = item
+                if self.error is not None:  # after an error, drain without logging until it is raised
+                    pending.clear()
+                elif method == "write":
+                    pending.append(argument)
+                    if argument["kind"] == "train":
+                        self.storage.write_text(PROGRESS_FILE, json.dumps(argument) + "\n")
+                elif method == "restore":
+                    step, written = argument
+                    entries = self._entries(written)
+                    for tracker in self.trackers:
+                        tracker.restore(step, entries)
+                else:
+                    self._dispatch(pending)
+                    last_dispatch_s = time.monotonic()
+                    if method == "close":
+                        for tracker in self.trackers:
+                            tracker.close()
             except BaseException as error:  # raised in the training thread at its next call
                 self.error = error
             finally:
-                self.queue.task_done()
+                self.thread_cpu_s = time.thread_time()
+                if from_queue:
+                    self.queue.task_done()
 
-    def _handle(self, method: str, argument) -> None:
-        if method != "write":
-            for tracker in self.trackers:
-                getattr(tracker, method)(*([] if argument is None else [argument]))
+    def _dispatch(self, pending: list[dict[str, Any]]) -> None:
+        """The pending records' metrics to every tracker, in one call each (one MLflow batch, not one per record)."""
+        if not pending or not self.trackers:
+            pending.clear()
             return
-        record = argument
-        if record["kind"] == "train":
-            self.storage.write_text(PROGRESS_FILE, json.dumps(record) + "\n")
-        values = metric_values(record, self.setup.train_skills, self.setup.eval_skills)
+        entries = self._entries(pending)
+        pending.clear()
         for tracker in self.trackers:
-            tracker.log(record["kind"], record["step"], values)
+            tracker.log(entries)
+
+    def _entries(self, records: list[dict[str, Any]]) -> list[trackers.Entry]:
+        skills = (self.setup.train_skills, self.setup.eval_skills)
+        return [(record["kind"], record["step"], metric_values(record, *skills)) for record in records]
 
 
 # ----------------------------------------------------------------------------- tracker runs
@@ -242,7 +284,7 @@ def tracking_sink(config: JobConfig, setup: SkillSetup, storage: RunStorage) -> 
         if name == "mlflow":
             built.append(trackers.MlflowTracker(runs["mlflow"]["tracking_uri"], runs["mlflow"]["run_id"]))
         elif name == "tensorboard":
-            built.append(trackers.TensorBoardTracker(runs["tensorboard"]["log_dir"]))
+            built.append(trackers.TensorBoardTracker(runs["tensorboard"]["log_dir"], run_directory))
         else:
             wandb_run = runs["wandb"]
             built.append(trackers.WandbTracker(
