@@ -346,3 +346,22 @@ def test_the_progress_file_holds_the_newest_training_record(tmp_path):
     sink.close()
     assert json.loads(storage.read_text(tracking.PROGRESS_FILE))["step"] == 2
     assert not storage.exists(tracking.TRACKING_FILE)  # jsonl only: no tracker run to remember
+
+
+# ----------------------------------------------------------------------------- the quiet console
+
+
+def test_the_console_is_quiet_unless_verbose(monkeypatch):
+    import logging
+
+    from skillit_ray.cli import build_parser
+    from skillit_ray.train import console
+
+    monkeypatch.setenv(console.VERBOSE_VARIABLE, "0")  # restored after the test: configure_console sets it
+    options = console.ray_console_options()
+    assert options["logging_level"] == logging.WARNING and options["logging_config"].log_level == "WARNING"
+    assert console.ray_log_level() == "WARNING"
+    arguments = build_parser().parse_args(["train", "--config", "run.yaml", "--verbose"])
+    assert arguments.verbose and not build_parser().parse_args(["demo"]).verbose
+    console.configure_console(arguments.verbose)
+    assert console.is_verbose() and console.ray_console_options() == {} and console.ray_log_level() == "INFO"
