@@ -17,6 +17,9 @@
     skillit-ray keys                                   every config key: type, default, meaning
     skillit-ray memory   --config FILE [--cluster C]   GPU memory per worker for ddp and fsdp (the preflight)
 
+A quiet console by default: our progress lines and results, Ray's own lines from WARNING up (the rest
+stays in Ray's log files); `--verbose` shows everything.
+
 Bad configs and bad data fail here, before Ray starts, with exit status 2 and the key, file and fix.
 """
 
@@ -24,10 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 from skillit_ray.config.job import load_config
+from skillit_ray.train.console import configure_console
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -41,6 +44,13 @@ def _add_config_arguments(parser: argparse.ArgumentParser, required: bool = True
         help="override, e.g. train.steps=100",
     )
     parser.add_argument("--cluster", help="cluster YAML (clusters/...) to check the job against before it starts")
+    _add_verbose_argument(parser)
+
+
+def _add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose", action="store_true", help="show Ray's and the libraries' INFO lines too (default: warnings only)"
+    )
 
 
 def _add_prepare_parser(commands) -> None:
@@ -127,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="staircase on a CPU: learn the graph, Skill-it vs stratified vs random")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_verbose_argument(demo)
     commands.add_parser("keys", help="list every config key with its type, default and meaning")
     memory = commands.add_parser("memory", help="the memory preflight: GPU memory per worker for ddp and fsdp")
     _add_config_arguments(memory)
@@ -135,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_console(getattr(arguments, "verbose", False))  # Ray's INFO lines only with --verbose
     try:
         COMMANDS[arguments.command](arguments)
         return 0

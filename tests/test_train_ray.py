@@ -51,9 +51,23 @@ def test_every_round_has_one_mixture_for_all_ranks_and_exact_counts(uninterrupte
 def test_worker_failure_restores_from_checkpoint_and_keeps_the_trajectory(uninterrupted, tmp_path, monkeypatch):
     run_dir, _, _ = uninterrupted
     monkeypatch.setenv(FAIL_AT_STEP_VARIABLE, "6")  # after the round-1 checkpoint at step 4
-    config = small_config(tmp_path, "scaling.num_workers=2", "run.name=retried", "run.max_failures=1")
+    config = small_config(tmp_path, "scaling.num_workers=2", "run.name=retried", "run.max_failures=1",
+                          "tracking.sinks=[jsonl, mlflow, tensorboard]")  # fmt: skip
     run_training(config)
     assert read_rounds(tmp_path / "retried") == read_rounds(run_dir)
+    # the retry continued the same tracker runs, each step once (tests/test_tracking.py has the details)
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("skillit-ray").experiment_id])
+    artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    assert run.info.status == "FINISHED" and {"config.json", "summary.json"} <= artifacts
+    evaluations = client.get_metric_history(run.info.run_id, "eval/mean_val_loss")
+    assert [metric.step for metric in evaluations] == [0, 4, 8, 12]
+    events = EventAccumulator(str(tmp_path / "retried" / "tensorboard"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("mixture/round")] == [4, 8, 12]
 
 
 def test_resume_with_a_different_worker_count_keeps_the_trajectory(uninterrupted, tmp_path, monkeypatch):

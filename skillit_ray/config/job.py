@@ -33,6 +33,7 @@ from skillit_ray.config.loading import (
 from skillit_ray.config.mixture import MixtureConfig
 from skillit_ray.config.model import ModelConfig
 from skillit_ray.config.run import RunConfig, ScalingConfig
+from skillit_ray.config.tracking import TrackingConfig, absolute_mlflow_uri
 from skillit_ray.config.train import TrainConfig
 from skillit_ray.config.tune import TuneConfig
 
@@ -49,12 +50,15 @@ class JobConfig:
     run: RunConfig = field(default_factory=RunConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self) -> JobConfig:
         """Every section's own checks, then those spanning sections; raises ValueError naming key and fix."""
-        sections = (self.data, self.model, self.mixture, self.train, self.scaling, self.run, self.graph, self.tune)
+        sections = (self.data, self.model, self.mixture, self.train, self.scaling, self.run, self.graph, self.tune,
+                    self.tracking)  # fmt: skip
         for section in sections:
             section.validate()
+        self.tracking.validate_storage(self.run.storage_path)
         mixture, train = self.mixture, self.train
         if mixture.setting == "finetuning":
             require(
@@ -153,6 +157,7 @@ def with_absolute_local_paths(config: JobConfig) -> JobConfig:
         config.model.name_or_path = absolute(config.model.name_or_path)
     for _, options, key in _option_paths(config, False):
         options[key] = absolute(options[key])
+    config.tracking.mlflow_uri = absolute_mlflow_uri(config.tracking.mlflow_uri)
     return config
 
 

@@ -27,10 +27,10 @@ from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.sources.registry import skill_datasets
 from skillit_ray.data.storage import RunStorage
 from skillit_ray.mixture.registry import strategy_from_config
-from skillit_ray.train import checkpoint, distributed, faults, outputs, run_identity
+from skillit_ray.train import checkpoint, console, distributed, faults, outputs, run_identity, tracking
 from skillit_ray.train.callbacks import LoopCallback, LoopCallbacks
 from skillit_ray.train.loop import training_loop
-from skillit_ray.train.metrics import JsonlSink, NullSink
+from skillit_ray.train.metrics import NullSink
 from skillit_ray.train.progress import ProgressPrinter
 from skillit_ray.train.resolve import resolve_run
 from skillit_ray.train.sampler import ActorSamplerClient, create_sampler, sampler_actor_name
@@ -67,7 +67,7 @@ def connect_ray(config: JobConfig) -> None:
         return
     address = config.run.ray_address or os.environ.get("RAY_ADDRESS", "")
     if address:
-        ray.init(address=address)
+        ray.init(address=address, **console.ray_console_options())
         return
     # Local: reserve logical CPUs for the train workers plus the Ray Data read/tokenize tasks.
     needed = config.scaling.num_workers * config.scaling.cpus_per_worker + 2
@@ -77,7 +77,7 @@ def connect_ray(config: JobConfig) -> None:
             os.environ.setdefault(key, value)
     num_cpus = int(max(os.cpu_count() or 1, needed))
     ray.init(num_cpus=num_cpus, dashboard_host="127.0.0.1", runtime_env={"env_vars": job_environment()},
-             **(LEAN_LOCAL_RAY if lean else {}))  # fmt: skip
+             **(LEAN_LOCAL_RAY if lean else {}), **console.ray_console_options())  # fmt: skip
 
 
 def run_training(config: JobConfig) -> dict[str, Any]:
@@ -115,22 +115,30 @@ def _train(config: JobConfig, setup: SkillSetup, strategy, storage: RunStorage, 
             f"{storage.uri('')} already holds checkpoints and run.resume=false; choose a new run.name "
             "(nothing is overwritten)"
         )
+    tracking.open_tracker_runs(config, storage)  # a bad tracking URI fails before Ray starts
     connect_ray(config)
     sampler_actor = create_sampler(config.run.name, strategy, config.train.seed)
     trainer = torch_trainer(config, setup, storage, latest)
     if latest:
         logger.info("resuming run %s from %s", config.run.name, latest)
-    progress = ProgressPrinter(storage, config, lambda: run_identity.refresh_lease(storage))
+    progress = ProgressPrinter(
+        storage, config, lambda: run_identity.refresh_lease(storage), setup.train_skills,
+        lambda: ray.get(sampler_actor.invoke.remote("latest_round"), timeout=10)[1],
+    )  # fmt: skip
     started = time.perf_counter()
     progress.start()
     try:
         trainer.fit()
+    except BaseException:
+        tracking.mark_tracker_runs_failed(config, storage)
+        raise
     finally:
         progress.stop()
     wall_s = time.perf_counter() - started
     stopped = ray.get(sampler_actor.stop_message.remote())
     ray.kill(sampler_actor)
     summary = outputs.write_run_outputs(storage, config, setup, wall_s, stopped)
+    tracking.finish_tracker_runs(config, storage, finished=not stopped)
     if stopped:  # not finished: a re-run resumes from the last checkpoint instead of skipping
         raise ValueError(f"run {config.run.name}: {stopped} (outputs so far in {storage.uri('')})")
     return summary
@@ -198,6 +206,7 @@ def torch_trainer(config: JobConfig, setup: SkillSetup, storage: RunStorage, res
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.run.num_checkpoints_to_keep),
             failure_config=ray.train.FailureConfig(max_failures=config.run.max_failures),
             worker_runtime_env={"env_vars": worker_environment()},
+            logging_config=ray.train.LoggingConfig(log_level=console.ray_log_level()),
         ),
     )
 
@@ -237,7 +246,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     )  # fmt: skip
     actor = ray.get_actor(loop_config["sampler_name"])
     storage = RunStorage(config.run.storage_path, config.run.name)
-    sink = JsonlSink(storage) if context.rank == 0 else NullSink()
+    sink = tracking.tracking_sink(config, setup, storage) if context.rank == 0 else NullSink()
 
     def kill_sampler() -> None:
         os.kill(ray.get(actor.process_id.remote()), signal.SIGKILL)
@@ -253,7 +262,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         )  # fmt: skip
 
     fit = ray.train.get_context().get_experiment_name()
-    run_from_verified_checkpoint(run, loop_config.get("resume_checkpoint"), context, storage, fit)
+    try:
+        run_from_verified_checkpoint(run, loop_config.get("resume_checkpoint"), context, storage, fit)
+    finally:
+        sink.close()
 
 
 class RayTrainReport(LoopCallback):

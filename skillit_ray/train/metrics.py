@@ -4,7 +4,7 @@ Role in the flow: loop (rank 0) -> **metrics** -> the run directory (`mixture.js
 -> the driver's progress lines and summary (`progress.py`, `outputs.py`). Records are plain dicts
 with a `kind`:
 
-    train       step, train_loss, learning_rate, tokens_per_s          every `train.log_every_n_steps`
+    train       step, train_loss, learning_rate, tokens_per_s, tokens_seen   every `train.log_every_n_steps`
     eval        step, val_loss (per evaluation skill), accuracy         every evaluation
     round       round, step, weights, achieved_counts, val_loss, accuracy, num_ranks_agreeing   every round end
     throughput  step, tokens_per_s, train_step_s, batch_assembly_s, batch_waiting_s            the end of a run
@@ -13,7 +13,8 @@ with a `kind`:
 records in `mixture.jsonl` (without `kind`), the rest in `metrics.jsonl` sorted by step. A resumed run
 calls `restore(step)` first, which drops what was written after the checkpoint it restored, so no step
 is written twice and the files match an uninterrupted run. `MemorySink` keeps them in memory (in-process
-runs return them); every other rank writes to a `NullSink`.
+runs return them); every other rank writes to a `NullSink`. Rank 0 of a launched run writes through
+`train/tracking.py`'s `TrackingSink`: the `JsonlSink` plus the experiment trackers of `tracking.sinks`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class MetricsSink(Protocol):
     def flush(self) -> None:
         """Make what was written durable (at evaluation and checkpoint points, and at the end)."""
 
+    def close(self) -> None:
+        """This process is done with the sink (its owner calls it, not the loop): trackers close their runs' files."""
+
 
 class NullSink:
     """The sink of every rank but 0."""
@@ -49,6 +53,9 @@ class NullSink:
         pass
 
     def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -70,6 +77,9 @@ class MemorySink:
         self.metrics = [record for record in self.metrics if step and record["step"] <= step]
 
     def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
     def records(self) -> dict[str, list[dict[str, Any]]]:

@@ -10,7 +10,7 @@ Files read (one run directory):
     mixture.jsonl   one object per round: round, step, weights (training-skill order),
                     achieved_counts, val_loss (evaluation-skill order), accuracy (list or null)
     metrics.jsonl   one object per line; "kind": "eval" lines carry step, val_loss, accuracy;
-                    "kind": "train" lines carry step, train_loss, learning_rate, tokens_per_s
+                    "kind": "train" lines carry step, train_loss, learning_rate, tokens_per_s, tokens_seen
     summary.json    name, strategy, steps, skills (training), eval_skills, per_skill_val_loss,
                     per_skill_accuracy, mean_val_loss, mean_accuracy, tokens_per_s, wall_s
 

@@ -41,6 +41,13 @@ class MixtureSamplerState:
             self.round_weights[round_index] = [float(value) for value in weights]
         return {"round": round_index, "weights": list(self.round_weights[round_index]), "seed": self.seed}
 
+    def latest_round(self) -> dict[str, Any] | None:
+        """The newest round's mixture asked for so far (the driver's progress line), None before the first."""
+        if not self.round_weights:
+            return None
+        round_index = max(self.round_weights)
+        return {"round": round_index, "weights": list(self.round_weights[round_index])}
+
     def report_evaluation(self, step: int, val_loss: list[float]) -> int:
         """Feed one evaluation to the strategy (idempotent per step, so a retried call does not double count)."""
         steps = self.strategy.loss_steps
@@ -117,6 +124,13 @@ class SamplerClient(Protocol):
     """What the training loop calls: the in-process `MixtureSamplerState` or `ActorSamplerClient`."""
 
     def get_round(self, round_index: int, num_evaluations_expected: int) -> dict[str, Any]: ...
+    def latest_round(self) -> dict[str, Any] | None:
+        """The newest round's mixture asked for so far (the driver's progress line), None before the first."""
+        if not self.round_weights:
+            return None
+        round_index = max(self.round_weights)
+        return {"round": round_index, "weights": list(self.round_weights[round_index])}
+
     def report_evaluation(self, step: int, val_loss: list[float]) -> int: ...
     def report_stop(self, message: str) -> None: ...
     def state_dict(self) -> dict[str, Any]: ...

@@ -108,6 +108,7 @@ class ThroughputMeter:
             "train_loss": train_loss,
             "learning_rate": learning_rate,
             "tokens_per_s": (completed - self.last_log[0]) * self.tokens_per_step / interval_s,
+            "tokens_seen": completed * self.tokens_per_step,  # input positions, padding included (HF's count)
         }
         self.last_log = (completed, seconds)
         return record
