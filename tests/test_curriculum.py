@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import small_config
 
-from skillit_ray.data.sources.registry import load_skill_tokenizer, resolve_skills
+from skillit_ray.data.sources.registry import load_skill_tokenizer
 from skillit_ray.mixture.registry import strategy_from_config
 from skillit_ray.train import distributed
 from skillit_ray.train.curriculum import build_curriculum_pool, curriculum_schedules, score_pool
@@ -31,8 +31,11 @@ CURRICULUM = ("mixture.proportions=[1, 1, 3]", "mixture.curriculum.num_epochs=2"
 
 
 def expected_schedules(config):
-    """Rebuild the pool and score it with a freshly built initial model, as the loop does at step 0."""
-    setup = resolve_skills(config)
+    """Rebuild the pool and score it with a freshly built initial model, as the loop does at step 0 (from the
+    resolved config: plain text is packed when data.pack_sequences is left on auto)."""
+    from skillit_ray.train.resolve import resolve_run
+
+    config, setup = resolve_run(config)
     tokenizer = load_skill_tokenizer(setup)
     distributed.seed_everything(config.train.seed)
     model = build_model(config.model.size, vocab_size=len(tokenizer), max_sequence_length=config.data.sequence_length)
@@ -95,3 +98,25 @@ def test_two_workers_restored_after_a_failure_train_the_same_samples_as_one(ray_
     rounds = [json.loads(line) for line in (tmp_path / "cur" / "mixture.jsonl").read_text().splitlines()]
     assert [record["achieved_counts"] for record in rounds] == achieved_per_round(single)
     assert all(record["num_ranks_agreeing"] == 2 for record in rounds)
+
+
+def test_packed_text_pool_holds_the_rows_training_reads(tmp_path, text_only_dataset):
+    """With data.pack_sequences the pool of a text skill is packed rows of its first documents (documents joined
+    with EOS and cut into full rows), the row format of training, not one padded document per row."""
+    from skillit_ray.data.tokens import encode_texts
+    from skillit_ray.train.resolve import resolve_run
+
+    config = small_config(tmp_path, "data.source=parquet", f"data.parquet.path={text_only_dataset}",
+                          "mixture.strategy=curriculum", "data.pack_sequences=true", *CURRICULUM)  # fmt: skip
+    config, setup = resolve_run(config)
+    tokenizer = load_skill_tokenizer(setup)
+    proportions = strategy_from_config(config, setup.train_skills, setup.eval_skills).weights_for_round(0)
+    pool = build_curriculum_pool(config, setup, tokenizer, proportions)
+    rows = pool.token_rows(np.arange(len(pool)))
+    assert not pool.has_answers and rows.shape == (len(pool), config.data.sequence_length)
+    first = [position for position in range(len(pool)) if pool.skills[position] == 0][:2]
+    first_part = sorted((text_only_dataset / "train" / "lego_1").glob("*.parquet"))[0]
+    texts = pq.read_table(first_part).column("text").to_pylist()
+    packed = encode_texts(tokenizer, texts, config.data.sequence_length, pack=True)
+    np.testing.assert_array_equal(rows[first], packed[:2])
+    assert (rows[first] != tokenizer.pad_token_id).all()  # full rows: no padding inside the pool's first rows

@@ -7,7 +7,9 @@ proportions, with the initial model, sorts it easy -> hard (or hard -> easy), an
 without replacement from the first (r + 1) / M of that order. Here:
 
 * `CurriculumPool`: position p is item `within_skill[p]` of skill `skills[p]`, read through the run's
-  source (`SkillSource.pool_reader`: generated on demand, or the first rows of a parquet skill);
+  source (`SkillSource.pool_reader`: generated on demand, or the first rows of a parquet skill or token
+  store); with `data.pack_sequences` a text skill's items are packed rows of its first documents, the
+  row format training reads, so the curriculum's result measures the order, not the format;
 * `score_pool`: every position's loss under the initial model (answer-token loss for synthetic
   samples, mean token loss for texts), ranks scoring fixed chunks and all-reducing, so the order
   does not depend on the worker count;
@@ -55,10 +57,23 @@ class CurriculumPool:
             self.within_skill[positions] = np.arange(positions.size)
         self.losses: np.ndarray | None = None  # set by scoring or by a checkpoint
         source = source_for(setup)
-        self.readers = [
-            source.pool_reader(name, int((self.skills == index).sum()), config)
-            for index, name in enumerate(setup.train_skills)
-        ]
+        counts = [int((self.skills == index).sum()) for index in range(len(setup.train_skills))]
+        self.readers = [source.pool_reader(name, count, config) for name, count in zip(setup.train_skills, counts)]
+        if config.data.pack_sequences and counts and not isinstance(self.items([0])[0], (Sample, np.ndarray)):
+            self.readers = [self.packed_reader(source, name, count) for name, count in zip(setup.train_skills, counts)]
+
+    def packed_reader(self, source, skill: str, count: int, max_documents_per_row: int = 8):
+        """Pool items as training sees them when it packs text: the skill's first documents joined with EOS
+        and cut into full rows (not one document per row, which would make the pool's rows another format
+        than the training rows the curriculum's result is compared with)."""
+        documents = count
+        while True:
+            reader = source.pool_reader(skill, documents, self.config)
+            texts = [str(reader(index)) for index in range(documents)]
+            rows = encode_texts(self.tokenizer, texts, self.config.data.sequence_length, pack=True)
+            if len(rows) >= count or documents >= count * max_documents_per_row:
+                return lambda index: rows[index % len(rows)]
+            documents *= 2
 
     def __len__(self) -> int:
         return int(self.skills.size)

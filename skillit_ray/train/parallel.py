@@ -48,8 +48,11 @@ def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
 def apply_activation_checkpointing(model: torch.nn.Module) -> str:
     """Recompute every block's activations in the backward pass; returns how."""
     if getattr(model, "supports_gradient_checkpointing", False):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        return "Hugging Face gradient checkpointing"
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x names it so
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return "Hugging Face activation checkpointing"
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing as wrap
 
     block_types = tuple({type(block) for block in transformer_blocks(model)})
