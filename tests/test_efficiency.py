@@ -35,6 +35,11 @@ def test_quick_benchmark_learns_the_graph_tunes_eta_and_reports(tmp_path):
     report = (tmp_path / "RESULTS.md").read_text()
     assert "## (3) Staircase chain" in report and "eta = 0.5" in report and "stratified" in report
     assert (tmp_path / "staircase.png").stat().st_size > 1000 and "![staircase](staircase.png)" in report
+    # the pipeline's choice: Skill-it at its eta against stratified, on the tuning seed only
+    choice = staircase["pipeline_choice"]
+    assert set(choice["tuning_seed_finals"]) == {"skillit", "stratified"} and choice["seed"] not in (0, 1)
+    assert choice["winner"] == max(choice["tuning_seed_finals"], key=choice["tuning_seed_finals"].get)  # accuracy
+    assert "## The pipeline's choice against stratified" in report and f"| staircase | {choice['winner']} |" in report
     # resumable: a second call reuses every run
     again = efficiency(str(tmp_path), ["lego"], [0, 1], "quick", workers=0, strategies=["stratified"])
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == len(runs)

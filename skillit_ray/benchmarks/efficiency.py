@@ -99,22 +99,63 @@ def learn_graph(setting: Setting, base: list[str], out: Path) -> tuple[str, floa
     return (str(graph_file), 0.0) if graph_file.is_file() else _learn_graph(setting, base, directory)
 
 
-def tuning_jobs(setting: Setting, base: list[str]) -> list[dict[str, Any]]:
-    """Skill-it once per eta of `setting.eta_grid` on `TUNE_SEED` (as `skillit-ray tune` with `tune.eta_grid`)."""
+def tuning_jobs(setting: Setting, base: list[str], etas: list[float]) -> list[dict[str, Any]]:
+    """Skill-it once per eta on `TUNE_SEED` (as `skillit-ray tune` with `tune.eta_grid`)."""
     name = f"{setting.name}/tune"
-    return [run_job(name, f"eta={eta}", TUNE_SEED, [*base, "mixture.strategy=skillit", f"mixture.eta={eta}"])
-            for eta in setting.eta_grid]  # fmt: skip
+    return [run_job(name, f"eta={eta:g}", TUNE_SEED, [*base, "mixture.strategy=skillit", f"mixture.eta={eta}"])
+            for eta in etas]  # fmt: skip
+
+
+def tuning_finals(setting: Setting, runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Label -> final headline of the setting's runs on the tuning seed (Skill-it per eta, the baselines)."""
+    return {run["strategy"]: headline(run, setting.metric) for run in runs if run["setting"] == f"{setting.name}/tune"}
+
+
+def next_eta(setting: Setting, runs: list[dict[str, Any]]) -> float | None:
+    """The eta past the grid's edge when the best tuning run is at it (`tune.edges.next_value`, x3 or /3)."""
+    from skillit_ray.tune.edges import next_value
+
+    finals = {float(label.split("=", 1)[1]): value for label, value in tuning_finals(setting, runs).items()
+              if label.startswith("eta=")}  # fmt: skip
+    mode = "min" if _lower_is_better(setting.metric) else "max"
+    return next_value(finals, mode, EDGE_FACTOR, *ETA_BOUNDS) if setting.eta_grid else None
 
 
 def chosen_eta(setting: Setting, runs: list[dict[str, Any]]) -> tuple[float | None, dict]:
-    """The eta of `setting.eta_grid` whose tuning run ends best on the headline metric (None: no grid)."""
+    """The tried eta whose tuning run ends best on the headline metric (None: no grid)."""
     if not setting.eta_grid:
         return None, {}
-    name = f"{setting.name}/tune"
-    finals = {run["strategy"]: headline(run, setting.metric) for run in runs if run["setting"] == name}
+    finals = {label: value for label, value in tuning_finals(setting, runs).items() if label.startswith("eta=")}
     choose = min if _lower_is_better(setting.metric) else max
     best = choose(finals, key=finals.get)
     return float(best.split("=", 1)[1]), {"seed": TUNE_SEED, "final_by_eta": finals}
+
+
+CANDIDATE_BASELINES = ("stratified", "target_only")
+"""The baselines the pipeline scores beside Skill-it's best on the tuning seed, where a setting runs them
+(`skillit-ray tune`'s `tune.candidates: [auto]`: stratified always, target_only in fine-tuning)."""
+EDGE_FACTOR, ETA_BOUNDS, MAX_EDGE_EXTENSIONS = 3.0, (0.001, 1000.0), 4
+"""`tune.edge_factor`, `tune.eta_bounds`, `tune.max_edge_extensions` at their defaults."""
+
+
+def candidate_jobs(setting: Setting, base: list[str], graph_json: str) -> list[dict[str, Any]]:
+    """The baselines of `CANDIDATE_BASELINES` the setting runs, once each on the tuning seed."""
+    graph = graph_overrides(graph_json)
+    return [run_job(f"{setting.name}/tune", label, TUNE_SEED,
+                    [*base, *(graph if label in setting.needs_graph else []), *setting.strategies[label]])
+            for label in CANDIDATE_BASELINES if label in setting.strategies and setting.eta_grid]  # fmt: skip
+
+
+def pipeline_choice(setting: Setting, runs: list[dict[str, Any]], eta: float | None) -> dict[str, Any]:
+    """What `skillit-ray pipeline` would train: the best on the tuning seed of Skill-it at its best eta and the
+    candidate baselines; the eval seeds never enter the choice."""
+    if eta is None:
+        return {}
+    finals = tuning_finals(setting, runs)
+    candidates = {"skillit": finals[f"eta={eta:g}"], **{label: finals[label] for label in CANDIDATE_BASELINES
+                                                      if label in finals}}  # fmt: skip
+    choose = min if _lower_is_better(setting.metric) else max
+    return {"winner": choose(candidates, key=candidates.get), "tuning_seed_finals": candidates, "seed": TUNE_SEED}
 
 
 def strategy_jobs(
@@ -201,6 +242,7 @@ def summarize_setting(setting: Setting, runs: list[dict[str, Any]]) -> dict[str,
         reached = [steps_to_reach(run, setting.metric, target) for run in strategy_runs] if target is not None else []
         summary[label] = {
             "seeds": [run["seed"] for run in strategy_runs],
+            "finals": [float(value) for value in finals],
             "final_mean": float(finals.mean()),
             "final_std": float(finals.std(ddof=1)) if finals.size > 1 else 0.0,
             "per_skill_mean": per_skill.mean(axis=0).tolist(),
@@ -252,10 +294,22 @@ def efficiency(
     bases = {setting.name: [*setting.overrides, *prepare_data(setting, directory / "data", profile)]
              for setting in chosen}  # fmt: skip
     graphs = {setting.name: learn_graph(setting, bases[setting.name], directory) for setting in chosen}
-    tuning = []
+    tuned_bases = {setting.name: [*bases[setting.name], *graph_overrides(graphs[setting.name][0])]
+                   for setting in chosen}  # fmt: skip
+    pending = {setting.name: list(setting.eta_grid) for setting in chosen}
+    for _ in range(1 + MAX_EDGE_EXTENSIONS):  # the grid, then one eta past its edge while the objective improves
+        tuning = []
+        for setting in chosen:
+            tuning += tuning_jobs(setting, tuned_bases[setting.name], pending.get(setting.name, []))
+        execute_runs(tuning, directory, workers)
+        runs = read_runs(directory / "runs.jsonl")
+        pending = {setting.name: [eta] for setting in chosen if (eta := next_eta(setting, runs)) is not None}
+        if not pending:
+            break
+    candidates = []
     for setting in chosen:
-        tuning += tuning_jobs(setting, [*bases[setting.name], *graph_overrides(graphs[setting.name][0])])
-    execute_runs(tuning, directory, workers)
+        candidates += candidate_jobs(setting, bases[setting.name], graphs[setting.name][0])
+    execute_runs(candidates, directory, workers)
     etas = {setting.name: chosen_eta(setting, read_runs(directory / "runs.jsonl")) for setting in chosen}
     jobs = []
     for setting in chosen:
@@ -268,6 +322,7 @@ def efficiency(
             "title": setting.title, "metric": setting.metric, "notes": setting.notes,
             "overrides": bases[setting.name], "strategies": dict(setting.strategies),
             "graph_json": graph_json, "graph_learning_s": graph_s, "tuned_eta": eta, "tuning": tuning,
+            "pipeline_choice": pipeline_choice(setting, runs, eta),
             "summary": summarize_setting(setting, [run for run in runs if run["setting"] == setting.name]),
         }  # fmt: skip
     results["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "workers": workers}

@@ -97,6 +97,13 @@ def write_report(results: dict[str, Any], directory: Path, settings: dict[str, A
         "initial weights).\n",
     ]
     path = report_path or str(directory / "RESULTS.md")
+    choices = choice_table(results)
+    if choices:
+        sections += ["## The pipeline's choice against stratified and the best baseline\n",
+                     "The choice is made on the tuning seed only (Skill-it at its tuned eta against the baselines "
+                     "`skillit-ray tune` scores: stratified, and target_only in fine-tuning); the columns are the "
+                     "reported seeds, differences paired by seed (mean +/- std). The best baseline is the best "
+                     "strategy other than Skill-it's family on the reported seeds.\n", choices + "\n"]  # fmt: skip
     for name, result in results["settings"].items():
         skills = _skill_names(result, runs, name)
         plot = plot_setting(name, [run for run in runs if run["setting"] == name], result["metric"],
@@ -110,6 +117,44 @@ def write_report(results: dict[str, Any], directory: Path, settings: dict[str, A
         ]
     write_file(path, "\n".join(sections).encode())
     return path
+
+
+SKILLIT_FAMILY = ("skillit", "static", "no_graph", "skillit_paper")
+
+
+def _paired(summary: dict[str, Any], label: str, other: str, metric: str) -> str:
+    """Mean +/- std over seeds of `label` minus `other`, paired by seed."""
+    mine = dict(zip(summary[label]["seeds"], summary[label]["finals"]))
+    theirs = dict(zip(summary[other]["seeds"], summary[other]["finals"]))
+    difference = np.asarray([mine[seed] - theirs[seed] for seed in mine if seed in theirs])
+    if difference.size == 0:
+        return "-"
+    return _format(difference.mean(), difference.std(ddof=1) if difference.size > 1 else 0.0, metric)
+
+
+def choice_table(results: dict[str, Any]) -> str:
+    """Per setting with a pipeline choice: the choice, its final, stratified's, the best baseline's, and the
+    paired differences of the choice and of Skill-it to them."""
+    rows = []
+    for name, result in results["settings"].items():
+        choice, summary, metric = result.get("pipeline_choice") or {}, result["summary"], result["metric"]
+        winner = choice.get("winner")
+        if winner not in summary or "stratified" not in summary or "finals" not in summary[winner]:
+            continue
+        lower = metric != "mean_accuracy"
+        baselines = [label for label in summary if label not in SKILLIT_FAMILY]
+        best = (min if lower else max)(baselines, key=lambda label: summary[label]["final_mean"])
+        cells = [name, winner, _format(summary[winner]["final_mean"], summary[winner]["final_std"], metric),
+                 _format(summary["stratified"]["final_mean"], summary["stratified"]["final_std"], metric),
+                 f"{best}: {_format(summary[best]['final_mean'], summary[best]['final_std'], metric)}",
+                 _paired(summary, winner, "stratified", metric), _paired(summary, winner, best, metric),
+                 _paired(summary, "skillit", "stratified", metric) if "skillit" in summary else "-"]  # fmt: skip
+        rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return ""
+    header = ["setting", "pipeline's choice", "its final", "stratified", "best baseline", "choice minus stratified",
+              "choice minus best baseline", "Skill-it minus stratified"]  # fmt: skip
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows])
 
 
 def _reused(results: dict[str, Any]) -> str:
