@@ -115,6 +115,14 @@ class SkillSource(abc.ABC):
     def validation_set(self, skill: str, tokenizer, config: JobConfig) -> ValidationSet:
         """The fixed held-out data of one evaluation skill, the same on every worker and every run."""
 
+    def validation_items(self, skill: str, config: JobConfig) -> list[Sample | str]:
+        """The held-out items of `validation_set` as text (prompt/answer samples or documents), for tools
+        that tokenize themselves (`skillit-ray evaluate --skill-tasks`)."""
+        raise ValueError(
+            f"data.source={self.setup.kind!r} keeps its validation data as token ids, not text; evaluate its "
+            "skills as lm-eval tasks from the prepared directory or table the store was made from"
+        )
+
     @abc.abstractmethod
     def pool_reader(self, skill: str, count: int, config: JobConfig) -> Callable[[int], Sample | str]:
         """Item i (0 <= i < count) of a skill for the sample-level curriculum's pool."""

@@ -66,9 +66,11 @@ class GeneratorSource(SkillSource):
         return GeneratorSkillStream(self.setup, skill, tokenizer, config.data.sequence_length, config.train.seed)
 
     def validation_set(self, skill: str, tokenizer, config: JobConfig) -> ValidationSet:
+        return ValidationSet(skill, samples=self.validation_items(skill, config))
+
+    def validation_items(self, skill: str, config: JobConfig) -> list[Sample]:
         generator = self.generator
-        samples = generator.validation_set(generator.skill_names.index(skill), config.data.num_val_per_skill)
-        return ValidationSet(skill, samples=samples)
+        return generator.validation_set(generator.skill_names.index(skill), config.data.num_val_per_skill)
 
     def pool_reader(self, skill: str, count: int, config: JobConfig) -> Callable[[int], Sample]:
         generator = self.generator

@@ -220,6 +220,10 @@ class ParquetDirectorySource(SkillSource):
         return text_skill_dataset(parts, tokenizer, options, config.train.seed, epochs_for_run(config, rows))
 
     def validation_set(self, skill: str, tokenizer, config: JobConfig) -> ValidationSet:
+        items = self.validation_items(skill, config)
+        return validation_from_items(skill, items, tokenizer, config.data.sequence_length)
+
+    def validation_items(self, skill: str, config: JobConfig) -> list[Sample | str]:
         import pyarrow.parquet as pq
 
         parts = list_parts(Path(self.setup.dataset_path) / "val" / skill)
@@ -240,7 +244,7 @@ class ParquetDirectorySource(SkillSource):
                 f"validation parquet of skill {skill!r} has columns {sorted(columns)}; it needs "
                 f"data.parquet.text_column={self.options.text_column!r} (or prompt + answer)"
             )
-        return validation_from_items(skill, items, tokenizer, config.data.sequence_length)
+        return items
 
     def sample_items(self, skill: str, count: int, config: JobConfig) -> list[Sample | str]:
         """Up to `count` first rows of the skill's train part files, in file order."""

@@ -205,8 +205,11 @@ class TableSource(SkillSource):
         return TableSkillStream(self, skill, tokenizer, config)
 
     def validation_set(self, skill: str, tokenizer, config: JobConfig) -> ValidationSet:
-        items = self.items(config, skill, self.table(config).val_rows[skill])
+        items = self.validation_items(skill, config)
         return validation_from_items(skill, items, tokenizer, config.data.sequence_length)
+
+    def validation_items(self, skill: str, config: JobConfig) -> list[Sample | str]:
+        return self.items(config, skill, self.table(config).val_rows[skill])
 
     def pool_reader(self, skill: str, count: int, config: JobConfig) -> Callable[[int], Sample | str]:
         rows = self.table(config).train_rows[skill]
