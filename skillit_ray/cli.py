@@ -13,6 +13,14 @@
     skillit-ray discover --input TABLE --text-column T --num-skills K --out DIR
                                                        skills for an unlabeled table from loss trajectories
     skillit-ray compare  RUN_DIR [RUN_DIR ...]         per-skill table of finished runs and a comparison plot
+                                                       (and their evaluate results when present)
+    skillit-ray evaluate RUN_DIR [--tasks T[,T...]] [--skill-tasks] [--include-path DIR] [--limit N]
+                         [--batch-size B|auto] [--device cpu|cuda] [--bootstrap-iters N]
+                                                       the run's exported model (RUN_DIR/model) scored with
+                                                       lm-evaluation-harness: lm-eval's tasks, task YAMLs under
+                                                       --include-path, --skill-tasks the run's evaluation skills
+                                                       (validation items); results in RUN_DIR/evaluation/ and
+                                                       the run's trackers (pip install 'skillit-ray[eval]')
     skillit-ray demo     --out DIR                     staircase: learned graph, Skill-it vs stratified vs random, CPU
     skillit-ray keys                                   every config key: type, default, meaning
     skillit-ray memory   --config FILE [--cluster C]   GPU memory per worker for ddp and fsdp (the preflight)
@@ -111,6 +119,22 @@ def _add_discover_parser(commands) -> None:
     _add_config_arguments(discover, required=False)
 
 
+def _add_evaluate_parser(commands) -> None:
+    evaluate = commands.add_parser("evaluate", help="score a run's exported model with lm-evaluation-harness")
+    evaluate.add_argument("run", help="run directory (local or s3:// / gs://) with model/ from train.export_model")
+    evaluate.add_argument("--tasks", default="", help="comma-separated lm-eval tasks, e.g. hellaswag,my_task")
+    evaluate.add_argument("--skill-tasks", action="store_true",
+                          help="also score each evaluation skill of the run on its validation items")  # fmt: skip
+    evaluate.add_argument("--include-path", dest="include_paths", action="append", default=[], metavar="DIR",
+                          help="a directory of task YAMLs (repeatable)")  # fmt: skip
+    evaluate.add_argument("--limit", type=int, default=None, help="at most N documents per task (default: all)")
+    evaluate.add_argument("--batch-size", default="8", help="documents per forward pass, or auto")
+    evaluate.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
+    evaluate.add_argument("--bootstrap-iters", type=int, default=1000,
+                          help="resamples for the standard error of perplexity-like metrics (0: none)")  # fmt: skip
+    _add_verbose_argument(evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skillit-ray", description="Skill-it! online data mixing on Ray.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="per-skill table of finished runs and a comparison plot")
     compare.add_argument("runs", nargs="+", help="run directories (local or s3:// / gs://)")
     compare.add_argument("--plot", help="comparison PNG (default: comparison.png beside the first run)")
+    _add_evaluate_parser(commands)
     demo = commands.add_parser("demo", help="staircase on a CPU: learn the graph, Skill-it vs stratified vs random")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -191,6 +216,27 @@ def _compare(arguments: argparse.Namespace) -> None:
     from skillit_ray.train.report import compare_runs
 
     print(compare_runs(arguments.runs, arguments.plot))
+
+
+def _evaluate(arguments: argparse.Namespace) -> None:
+    from skillit_ray.train.downstream import EvaluateOptions, evaluate_run
+
+    batch_size = arguments.batch_size if arguments.batch_size == "auto" else _positive_integer(arguments.batch_size)
+    tasks = tuple(task.strip() for task in arguments.tasks.split(",") if task.strip())
+    options = EvaluateOptions(
+        arguments.run, tasks, arguments.skill_tasks, tuple(arguments.include_paths), arguments.limit, batch_size,
+        arguments.device or "", arguments.bootstrap_iters,
+    )  # fmt: skip
+    result = evaluate_run(options)
+    _print_json(result["summary"])
+    trackers = f"; logged to {', '.join(result['trackers'])}" if result["trackers"] else ""
+    print(f"wrote {', '.join(result['files'])}{trackers}")
+
+
+def _positive_integer(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"--batch-size {text!r} must be a positive integer or auto")
+    return int(text)
 
 
 def _corpus(arguments: argparse.Namespace) -> None:
@@ -279,7 +325,7 @@ def _pipeline(arguments: argparse.Namespace) -> None:
 COMMANDS = {
     "prepare": _prepare, "train": _train, "graph": _graph, "tune": _tune, "pipeline": _pipeline, "corpus": _corpus,
     "discover": _discover, "pretrain": _pretrain, "compare": _compare, "demo": _demo, "keys": _keys,
-    "memory": _memory,
+    "memory": _memory, "evaluate": _evaluate,
 }  # fmt: skip
 """Subcommand -> its handler: each parses nothing more and calls one function of its stage."""
 

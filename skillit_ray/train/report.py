@@ -32,6 +32,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from skillit_ray.data.storage import is_uri, read_file, write_file
+from skillit_ray.train.lm_evaluation import evaluation_table
 
 MIXTURE_WEIGHTS_FILE = "mixture_weights.png"
 VALIDATION_LOSS_FILE = "val_loss.png"
@@ -360,7 +361,15 @@ def plot_comparison(run_dirs: Sequence[str | Path], path: str | Path) -> Path | 
 
 
 def compare_runs(run_dirs: Sequence[str | Path], plot: str | None = None) -> str:
-    """`skillit-ray compare`: the comparison table, and the comparison plot (default: beside the first run)."""
+    """`skillit-ray compare`: the comparison table, the runs' `skillit-ray evaluate` results when any has
+    them (`lm_evaluation.evaluation_table`), and the comparison plot (default: beside the first run)."""
     first = str(run_dirs[0]).rstrip("/")
     target = plot or f"{first.rsplit('/', 1)[0] if '/' in first else '.'}/comparison.png"
-    return f"{comparison_table(run_dirs)}plot: {plot_comparison(run_dirs, target)}"
+    labels: list[str] = []
+    for run_dir in run_dirs:
+        labels.append(_run_label(_read_summary(run_dir), labels))
+    tables = comparison_table(run_dirs)
+    downstream = evaluation_table(run_dirs, labels)
+    if downstream:
+        tables += "\n" + downstream
+    return f"{tables}plot: {plot_comparison(run_dirs, target)}"

@@ -17,6 +17,7 @@ Every tracker knows, per kind of record, the last step it holds, and a resumed r
     W&B          as MLflow, from `wandb_logged_steps.json` beside its files (an offline run cannot be asked)
 
 TensorBoard and W&B write their steps file after each batch (TensorBoard's events flushed first).
+`log_evaluation` adds `skillit-ray evaluate`'s results to a finished run's trackers (`downstream.py`).
 The packages are imported when a tracker is built, so an unused tracker costs nothing. No Ray import.
 """
 
@@ -217,3 +218,37 @@ def _tensorboard_artifacts(log_dir: str, step: int, files: list[Path], texts: di
             if path.suffix == ".png":
                 image = (imread(str(path))[..., :3] * 255).astype(np.uint8)
                 writer.add_image(f"plots/{path.stem}", image, global_step=step, dataformats="HWC")
+
+
+def log_evaluation(
+    tracker: str, identity: dict[str, Any], step: int, values: dict[str, float], files: list[Path]
+) -> None:
+    """`skillit-ray evaluate` after the run: its metrics (`lm_eval/<task>/<metric>`) at the model's `step`,
+    and its files: MLflow metrics and artifacts under `evaluation/`, TensorBoard scalars, W&B the run's
+    summary and files (a resumed offline W&B run cannot log at a step it already holds)."""
+    if tracker == "mlflow":
+        from mlflow.entities import Metric
+        from mlflow.tracking import MlflowClient
+
+        client, timestamp_ms = MlflowClient(identity["tracking_uri"]), int(time.time() * 1000)
+        metrics = [Metric(key, value, timestamp_ms, step) for key, value in values.items()]
+        for start in range(0, len(metrics), MLFLOW_MAX_METRICS_PER_BATCH):
+            client.log_batch(identity["run_id"], metrics=metrics[start : start + MLFLOW_MAX_METRICS_PER_BATCH])
+        for path in files:
+            client.log_artifact(identity["run_id"], str(path), artifact_path="evaluation")
+    elif tracker == "tensorboard":
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(log_dir=identity["log_dir"]) as writer:
+            for key, value in values.items():
+                writer.add_scalar(key, value, global_step=step)
+    elif tracker == "wandb":
+        run = init_wandb_run(
+            identity["run_directory"], identity["run_id"], identity["project"], identity["mode"], identity["name"], None
+        )
+        run.summary.update(values)
+        for path in files:
+            (Path(run.dir) / "evaluation").mkdir(exist_ok=True)
+            shutil.copy(path, Path(run.dir) / "evaluation" / path.name)
+            run.save(str(Path(run.dir) / "evaluation" / path.name), base_path=run.dir, policy="now")
+        run.finish()
