@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import small_config
 from test_report import write_run
 
 from skillit_ray.cli import main
@@ -97,6 +98,10 @@ def write_local_tasks(directory: Path, answers: list[dict], texts: list[str]) ->
     (directory / "texts.yaml").write_text(yaml.safe_dump(text_task))
 
 
+def parquet(dataset: Path) -> list[str]:
+    return ["data.source=parquet", f"data.parquet.path={dataset}", "data.num_val_per_skill=8"]
+
+
 def test_evaluate_scores_local_tasks_as_the_model_computes_them(tmp_path, lego_dataset, capsys):
     run = tmp_path / "runs" / "r"
     model, tokenizer = save_run_model(run, lego_dataset / "tokenizer")
@@ -129,31 +134,37 @@ def test_evaluate_scores_local_tasks_as_the_model_computes_them(tmp_path, lego_d
     assert "samples" not in results and results["results"]["tiny_answers"]["acc,none"] == pytest.approx(accuracy)
     assert results["n-samples"]["tiny_texts"]["effective"] == 6
 
-    assert main([*arguments, "--limit", "2", "--bootstrap-iters", "0"]) == 0  # a second evaluation replaces it
-    assert json.loads((run / "evaluation" / "lm_eval_results.json").read_text())["n-samples"]["tiny_texts"] == {
-        "original": 6, "effective": 2}  # fmt: skip
 
+def test_the_skill_tasks_of_a_trained_run_give_its_own_last_validation_loss_and_accuracy(tmp_path, lego_dataset):
+    """A run trained in process on the prepared LEGO directory, its model exported as a launched run exports
+    it: lm-eval's perplexity on each skill task is exp(the run's last validation loss), acc its accuracy."""
+    from skillit_ray.data.sources.parquet import with_reader
+    from skillit_ray.data.storage import RunStorage
+    from skillit_ray.mixture.registry import strategy_from_config
+    from skillit_ray.train import distributed
+    from skillit_ray.train.callbacks import LoopCallbacks
+    from skillit_ray.train.loop import training_loop
+    from skillit_ray.train.metrics import MemorySink
+    from skillit_ray.train.resolve import resolve_run
+    from skillit_ray.train.sampler import MixtureSamplerState
 
-@pytest.mark.parametrize("source", ["parquet", "lego"])
-def test_the_runs_skills_become_tasks(tmp_path, lego_dataset, source):
-    """The prepared directory (parquet) and the generator it was made from (lego) hold the same validation items."""
-    storage_path = tmp_path / "runs"
-    data = ["data.source=parquet", f"data.parquet.path={lego_dataset}"] if source == "parquet" else [
-        "data.source=lego", "data.lego.num_variables=3"]  # fmt: skip
-    config = load_config(None, [*data, "data.num_val_per_skill=8", f"run.storage_path={storage_path}", "run.name=lego"])
-    run = storage_path / "lego"
-    model, tokenizer = save_run_model(run, lego_dataset / "tokenizer", seed=1)
-    (run / "config.json").write_text(json.dumps(config.to_dict()))
+    config, setup = resolve_run(
+        with_reader(small_config(tmp_path, "run.name=trained", *parquet(lego_dataset)), "arrow")
+    )
+    state = MixtureSamplerState(strategy_from_config(config, setup.train_skills, setup.eval_skills), config.train.seed)
+    storage, sink = RunStorage(config.run.storage_path, config.run.name), MemorySink()
+    context = distributed.WorkerContext(0, 1, torch.device("cpu"))
+    training_loop(config, setup, context, state, sink, LoopCallbacks([]), write_checkpoints=False, export_to=storage)
+    storage.write_text("config.json", json.dumps(config.to_dict()))  # as the driver writes it after the run
 
-    assert main(["evaluate", str(run), "--skill-tasks", "--device", "cpu", "--bootstrap-iters", "0"]) == 0
+    assert main(["evaluate", storage.uri(""), "--skill-tasks", "--device", "cpu", "--bootstrap-iters", "0"]) == 0
 
-    summary = json.loads((run / "evaluation" / "summary.json").read_text())
+    summary = json.loads(storage.read_text("evaluation/summary.json"))
     assert sorted(summary) == ["skillit_lego_1", "skillit_lego_2", "skillit_lego_3"]
-    rows = lego_rows(lego_dataset, 8)  # lego_2's validation items, as the run evaluated them
-    scores = [answer_scores(model, tokenizer, row["prompt"], row["answer"]) for row in rows]
-    assert summary["skillit_lego_2"]["acc"] == pytest.approx(sum(greedy for _, greedy in scores) / len(scores))
-    perplexity = math.exp(-sum(score for score, _ in scores) / len(scores))
-    assert summary["skillit_lego_2"]["perplexity"] == pytest.approx(perplexity, rel=1e-5)
+    last = sink.records()["evaluations"][-1]
+    for skill, loss, accuracy in zip(setup.eval_skills, last["val_loss"], last["accuracy"]):
+        expected = {"perplexity": pytest.approx(math.exp(loss), rel=1e-5), "acc": pytest.approx(accuracy)}
+        assert summary[f"skillit_{skill}"] == expected
 
 
 def test_a_run_without_a_model_or_without_lm_eval_is_refused(tmp_path, lego_dataset, capsys, monkeypatch):
@@ -218,8 +229,7 @@ def test_the_evaluation_reaches_the_runs_mlflow_tensorboard_and_wandb_runs(tmp_p
     from skillit_ray.train.tracking import open_tracker_runs
 
     storage_path = tmp_path / "runs"
-    config = load_config(None, ["data.source=parquet", f"data.parquet.path={lego_dataset}", "data.num_val_per_skill=8",
-                                f"run.storage_path={storage_path}", "run.name=lego",
+    config = load_config(None, [*parquet(lego_dataset), f"run.storage_path={storage_path}", "run.name=lego",
                                 "tracking.sinks=[jsonl, mlflow, tensorboard, wandb]"])  # fmt: skip
     storage = RunStorage(str(storage_path), "lego")
     runs = open_tracker_runs(config, storage)  # as the driver does when the run starts
