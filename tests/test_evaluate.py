@@ -182,6 +182,9 @@ def test_a_run_without_a_model_or_without_lm_eval_is_refused(tmp_path, lego_data
     monkeypatch.delitem(sys.modules, "lm_eval")
     assert main(["evaluate", str(run), "--skill-tasks"]) == 2  # no config.json: not a finished run
     assert "config.json" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["evaluate", str(run), "--tasks", "anything", "--device", "cuda"]) == 2
+        assert "torch sees no CUDA device" in capsys.readouterr().err
     assert not (run / "evaluation").exists()
 
 

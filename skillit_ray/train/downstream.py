@@ -91,6 +91,7 @@ def evaluate_run(options: EvaluateOptions) -> dict[str, Any]:
     config = _run_config(storage)
     for module in ("lm_eval", "lm_eval.models.huggingface"):  # the package, and HFLM's own imports (accelerate)
         _require_module(module, "lm-evaluation-harness", "eval")
+    device = _device(options.device)
     tracker_runs = _tracker_runs(storage, config)
     items_by_skill = _skill_items(config, storage) if options.skill_tasks else {}
     with tempfile.TemporaryDirectory(prefix="skillit-evaluate-") as temporary:
@@ -102,7 +103,7 @@ def evaluate_run(options: EvaluateOptions) -> dict[str, Any]:
             include_paths.append(str(work / "skill_tasks"))
         task_manager = _task_manager(tasks, include_paths)
         model_directory = _local_model(storage, record, work / "model")
-        evaluation = _run_lm_eval(options, model_directory, tasks, task_manager)
+        evaluation = _run_lm_eval(options, device, model_directory, tasks, task_manager)
     summary = lm_evaluation.flatten_results(evaluation["results"])
     results_text = json.dumps(lm_evaluation.results_for_file(evaluation), indent=2, default=str) + "\n"
     directory = lm_evaluation.EVALUATION_DIRECTORY
@@ -193,14 +194,19 @@ def _local_model(storage: RunStorage, record: dict[str, Any], staging: Path) -> 
     return staging
 
 
-def _run_lm_eval(options: EvaluateOptions, model_directory: Path, tasks: list[str], task_manager) -> dict[str, Any]:
-    import lm_eval
+def _device(requested: str) -> str:
     import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda but torch sees no CUDA device; use --device cpu")
+    return requested or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _run_lm_eval(options: EvaluateOptions, device: str, model_directory: Path, tasks: list[str], task_manager):
+    """lm-eval's results dict (`simple_evaluate`) for the model in `model_directory`."""
+    import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda but torch sees no CUDA device; use --device cpu")
     model = HFLM(pretrained=str(model_directory), device=device, batch_size=options.batch_size)
     evaluation = lm_eval.simple_evaluate(
         model=model, tasks=tasks, task_manager=task_manager, limit=options.limit, log_samples=False,
