@@ -66,6 +66,7 @@ def test_brute_force_needs_eval_skills_among_training_skills(tmp_path):
         learn_graph(config)
 
 
+@pytest.mark.slow  # the grid test below writes and loads best_config.yaml too
 def test_tune_writes_a_ready_to_run_best_config(ray_local, tmp_path):
     """Sampled etas (no grid edge to follow) and rounds [2, 3] with Skill-it pinned: the best of the trials."""
     config = small_config(
