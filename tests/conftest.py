@@ -6,6 +6,7 @@ Run the default suite with `make test`; long tests are marked `slow` (`make test
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,13 @@ def lego_dataset(tmp_path_factory):
     config = load_config(None, ["data.lego.num_variables=3", "data.num_val_per_skill=20"])
     prepare_synthetic(config, "lego", str(directory), rows_per_skill=200, rows_per_part=40)
     return directory
+
+
+@pytest.fixture(scope="session")
+def mlflow_database(tmp_path_factory) -> Path:
+    """An MLflow SQLite store with its tables made once (MLflow's migrations take seconds); each test copies it."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow") / "template.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path

@@ -8,6 +8,7 @@ Run: `.venv/bin/python -m pytest tests/test_tracking.py`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import sys
@@ -33,16 +34,6 @@ from skillit_ray.train.resolve import resolve_run
 from skillit_ray.train.sampler import MixtureSamplerState
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
-
-
-@pytest.fixture(scope="module")
-def mlflow_database(tmp_path_factory) -> Path:
-    """An MLflow SQLite store with its tables made once (MLflow's migrations take seconds); each test copies it."""
-    from mlflow.tracking import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow") / "template.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
 
 
 def tracked_config(tmp_path, mlflow_database, sinks: str, *overrides: str):
@@ -358,10 +349,21 @@ def test_the_console_is_quiet_unless_verbose(monkeypatch):
     from skillit_ray.train import console
 
     monkeypatch.setenv(console.VERBOSE_VARIABLE, "0")  # restored after the test: configure_console sets it
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "WARNING")
+    monkeypatch.delenv(console.NEW_OUTPUT_VARIABLE, raising=False)
     options = console.ray_console_options()
     assert options["logging_level"] == logging.WARNING and options["logging_config"].log_level == "WARNING"
-    assert console.ray_log_level() == "WARNING"
+    assert console.ray_log_level() == "WARNING" and console.tune_run_options() == {"verbose": 0}
+    with console.quiet_tune_output():  # Tune's legacy output engine: silent at verbose=0, no table or hint
+        assert os.environ[console.NEW_OUTPUT_VARIABLE] == "0"
+    assert console.NEW_OUTPUT_VARIABLE not in os.environ
+    console.configure_console(False)
+    notices = logging.getLogger(console.RAY_TOKEN_NOTICE_LOGGER)
+    assert not notices.filter(logging.makeLogRecord({"msg": "Token authentication is enabled for this Ray cluster."}))
+    assert notices.filter(logging.makeLogRecord({"msg": "Token authentication is disabled for this Ray cluster."}))
     arguments = build_parser().parse_args(["train", "--config", "run.yaml", "--verbose"])
     assert arguments.verbose and not build_parser().parse_args(["demo"]).verbose
     console.configure_console(arguments.verbose)
     assert console.is_verbose() and console.ray_console_options() == {} and console.ray_log_level() == "INFO"
+    with console.quiet_tune_output():
+        assert console.tune_run_options() == {} and console.NEW_OUTPUT_VARIABLE not in os.environ

@@ -1,20 +1,30 @@
 """The driver's console: our progress lines and results, Ray's own lines only from WARNING up.
 
-Role in the flow: cli (`--verbose`) -> **console** -> launch (`connect_ray`, the TorchTrainer's run config).
-By default Ray's INFO lines (the driver's `ray` logger, every worker and actor of the job, Ray Train's
-controller and workers) stay in Ray's log files (/tmp/ray/session_latest/logs); `--verbose`, or the
-variable `SKILLIT_RAY_VERBOSE=1` (which reaches a submitted job too), shows them. Imports nothing heavy,
-so the command line stays quick.
+Role in the flow: cli (`--verbose`) -> **console** -> launch (`connect_ray`, the TorchTrainer's run config)
+and the Tune phases (their run configs and fits). By default Ray's INFO lines (the driver's `ray` logger,
+every worker and actor of the job, Ray Train's controller and workers) stay in Ray's log files
+(/tmp/ray/session_latest/logs), and Ray Tune prints no experiment table, trial status or TensorBoard hint
+(our progress lines and one-line summaries stand for them); `--verbose`, or the variable
+`SKILLIT_RAY_VERBOSE=1` (which reaches a submitted job too), shows them. Imports nothing heavy, so the
+command line stays quick.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 VERBOSE_VARIABLE = "SKILLIT_RAY_VERBOSE"
 """Set to 1 (`skillit-ray ... --verbose` does) to show Ray's and the libraries' INFO lines on the console."""
+NEW_OUTPUT_VARIABLE = "RAY_AIR_NEW_OUTPUT"
+"""Ray Tune's choice of output engine: 0 the legacy one (silent at verbose=0), 1 (default) the newer one."""
+RAY_TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+"""Ray 2.60's logger of the notice "Token authentication is enabled for this Ray cluster" at every local
+start, a WARNING about the secure default; the quiet console drops that notice (not the warning that
+authentication is disabled)."""
 
 
 def is_verbose() -> bool:
@@ -29,6 +39,11 @@ def configure_console(verbose: bool) -> None:
         os.environ[VERBOSE_VARIABLE] = "1"
     else:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow configures its own logger at import
+        logging.getLogger(RAY_TOKEN_NOTICE_LOGGER).addFilter(_drop_token_auth_notice)
+
+
+def _drop_token_auth_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled")
 
 
 def ray_log_level() -> str:
@@ -44,3 +59,23 @@ def ray_console_options() -> dict[str, Any]:
     if is_verbose():
         return {}
     return {"logging_level": logging.WARNING, "logging_config": ray.LoggingConfig(log_level="WARNING")}
+
+
+def tune_run_options() -> dict[str, Any]:
+    """`tune.RunConfig` arguments: no trial status tables (verbose=0) unless verbose."""
+    return {} if is_verbose() else {"verbose": 0}
+
+
+@contextlib.contextmanager
+def quiet_tune_output() -> Iterator[None]:
+    """Around `Tuner.fit()`: unless verbose, Tune's legacy output engine (`RAY_AIR_NEW_OUTPUT=0`), silent at
+    verbose=0. Ray 2.60's default engine prints its experiment table, the results path and a TensorBoard
+    hint into /tmp/ray at every fit even at verbose=0 (`ray/tune/experimental/output.py`)."""
+    if is_verbose() or NEW_OUTPUT_VARIABLE in os.environ:  # the user's own choice stands
+        yield
+        return
+    os.environ[NEW_OUTPUT_VARIABLE] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop(NEW_OUTPUT_VARIABLE, None)
