@@ -169,8 +169,11 @@ class WandbTracker:
             self.run = None
 
 
-def init_wandb_run(run_directory: str, run_id: str, project: str, mode: str, run_name: str, config: dict | None):
-    """The W&B run `run_id` (created or resumed), quiet: no console capture, system metrics or code saving."""
+def init_wandb_run(
+    run_directory: str, run_id: str, project: str, mode: str, run_name: str, config: dict | None, **options: str
+):
+    """The W&B run `run_id` (created or resumed), quiet: no console capture, system metrics or code saving;
+    `options` go to `wandb.init` (a Tune trial's group and job_type)."""
     import wandb
 
     settings = wandb.Settings(
@@ -179,7 +182,7 @@ def init_wandb_run(run_directory: str, run_id: str, project: str, mode: str, run
     )  # fmt: skip
     return wandb.init(
         dir=run_directory, id=run_id, resume="allow", project=project, name=run_name, mode=mode,
-        config=config, settings=settings, reinit="create_new",
+        config=config, settings=settings, reinit="create_new", **options,
     )  # fmt: skip
 
 

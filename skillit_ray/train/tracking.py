@@ -218,7 +218,7 @@ def open_tracker_runs(config: JobConfig, storage: RunStorage) -> dict[str, Any]:
         uri = tracking.resolved_mlflow_uri(storage_path)
         known = runs.get("mlflow", {})
         if known.get("tracking_uri") != uri or not _mlflow_run_exists(uri, known.get("run_id", "")):
-            runs["mlflow"] = _create_mlflow_run(config, uri, storage)
+            runs["mlflow"] = create_mlflow_run(config, uri, storage)
     if "wandb" in tracking.sinks and runs.get("wandb", {}).get("project") != tracking.wandb_project:
         runs["wandb"] = {"run_id": uuid.uuid4().hex[:12], "project": tracking.wandb_project}
     if "tensorboard" in tracking.sinks:
@@ -241,7 +241,11 @@ def _mlflow_run_exists(uri: str, run_id: str) -> bool:
     return True
 
 
-def _create_mlflow_run(config: JobConfig, uri: str, storage: RunStorage) -> dict[str, str]:
+def create_mlflow_run(
+    config: JobConfig, uri: str, storage: RunStorage, run_name: str = "", tags: dict[str, str] | None = None
+) -> dict[str, str]:
+    """A new MLflow run in `tracking.experiment` (created when missing), named `run_name` (default run.name),
+    with the config as params: its run id, experiment id and tracking URI."""
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
@@ -252,8 +256,8 @@ def _create_mlflow_run(config: JobConfig, uri: str, storage: RunStorage) -> dict
         experiment_id = client.create_experiment(config.tracking.experiment, artifact_location=artifacts)
     else:
         experiment_id = experiment.experiment_id
-    tags = {"skillit.strategy": config.mixture.strategy, "skillit.run_directory": storage.uri("")}
-    run = client.create_run(experiment_id, run_name=config.run.name, tags=tags)
+    tags = {"skillit.strategy": config.mixture.strategy, "skillit.run_directory": storage.uri(""), **(tags or {})}
+    run = client.create_run(experiment_id, run_name=run_name or config.run.name, tags=tags)
     params = [Param(key, str(value)[:MLFLOW_MAX_PARAM_LENGTH]) for key, value in flat_config(config).items()]
     for start in range(0, len(params), MLFLOW_MAX_PARAMS_PER_BATCH):
         client.log_batch(run.info.run_id, params=params[start : start + MLFLOW_MAX_PARAMS_PER_BATCH])

@@ -7,15 +7,19 @@ pairwise-uniform mixture for `graph.steps` steps and reads every evaluation skil
 before training and at `graph.measure_at_step`. `graph/algorithms.py` turns the loss drops into A; we
 write graph.json, graph.npy and a heatmap, with the simulated first rounds and the warnings. Failing
 trials are retried `graph.max_failures` times and otherwise fail the run with their error: a graph is
-never built from a partial set of runs. `run_short_runs_sequentially` runs the same short runs one
+never built from a partial set of runs. The driver prints a progress line per finished trial (`progress.py`),
+logs each short run to the trackers of `tracking.sinks` (`trial_tracking.py`) and ends with one line naming
+graph.json. `run_short_runs_sequentially` runs the same short runs one
 after another in this process (the baseline of the graph benchmark).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,12 +30,17 @@ from skillit_ray.graph import algorithms as graph_math
 from skillit_ray.graph import files as graph_files
 from skillit_ray.graph.diagnostics import degenerate_graph_warning
 from skillit_ray.mixture.first_rounds import mixture_warning, simulate_first_rounds
-from skillit_ray.train import report
+from skillit_ray.train import console, report
 from skillit_ray.train.launch import connect_ray
+from skillit_ray.train.progress import format_duration
 from skillit_ray.train.resolve import resolve_run
+from skillit_ray.tune.progress import TrialReporter
+from skillit_ray.tune.trial_tracking import PhaseTrackers, graph_trial_records
 from skillit_ray.tune.trials import measure_short_run
 
 logger = logging.getLogger("skillit_ray")
+GRAPH_ARTIFACTS = (graph_files.GRAPH_NPY_FILE, "graph_heatmap.png")
+"""Files beside graph.json that the phase's MLflow run gets as artifacts."""
 
 
 def _graph_trial(trial_config: dict[str, Any]) -> None:
@@ -130,12 +139,14 @@ def graph_output_directory(config: JobConfig) -> str:
 
 
 def learn_graph(config: JobConfig) -> dict[str, Any]:
-    """Run the short runs of Algorithm 3 (linear) or 2 (brute force) as parallel Tune trials."""
+    """Run the short runs of Algorithm 3 (linear) or 2 (brute force) as parallel Tune trials; each trial to the
+    trackers of `tracking.sinks` (`trial_tracking.py`) and a progress line, the graph's path on one line."""
     from ray import tune
 
     config, setup = resolve_run(config)  # a missing skill or a bad tokenizer fails here, before any trial
     specs = _run_specs(config, setup.train_skills, setup.eval_skills)
     directory = graph_output_directory(config)
+    trackers = PhaseTrackers(config, "graph")  # a bad tracking URI fails before Ray starts
     connect_ray(config)
     import ray
 
@@ -144,6 +155,7 @@ def learn_graph(config: JobConfig) -> dict[str, Any]:
     resources = {"cpu": config.graph.cpus_per_trial, "gpu": config.graph.gpus_per_trial}
     trainable = tune.with_resources(_graph_trial, resources)
     storage = RunStorage(config.run.storage_path, config.run.name)
+    describe = functools.partial(graph_trial_records, config, (setup.train_skills, setup.eval_skills))
     started = time.perf_counter()
     tuner = tune.Tuner(
         trainable,
@@ -153,23 +165,34 @@ def learn_graph(config: JobConfig) -> dict[str, Any]:
             name=f"{config.run.name}-graph",
             storage_path=storage.train_storage_path(),
             failure_config=tune.FailureConfig(max_failures=config.graph.max_failures),
-            verbose=0,
+            callbacks=[TrialReporter("graph", describe, trackers)],
+            **console.tune_run_options(),
         ),
     )
-    results = tuner.fit()
-    wall_s = time.perf_counter() - started
-    failed = [result for result in results if result.error is not None]
-    if failed:
-        raise RuntimeError(
-            f"graph runs failed: {len(failed)} of {len(batches)} trials ({len(specs)} runs) failed after "
-            f"{config.graph.max_failures} retries; "
-            f"first error: {failed[0].error}"
-        )
-    measurements = {
-        run_id: measured for result in results for run_id, measured in result.metrics["measurements"].items()
-    }
-    extra = {"num_runs": len(specs), "num_trials": len(batches), "parallel_wall_s": wall_s}
-    return assemble_graph(config, setup, measurements, directory, extra)
+    try:
+        with console.quiet_tune_output():
+            results = tuner.fit()
+        wall_s = time.perf_counter() - started
+        failed = [result for result in results if result.error is not None]
+        if failed:
+            raise RuntimeError(
+                f"graph runs failed: {len(failed)} of {len(batches)} trials ({len(specs)} runs) failed after "
+                f"{config.graph.max_failures} retries; "
+                f"first error: {failed[0].error}"
+            )
+        measurements = {
+            run_id: measured for result in results for run_id, measured in result.metrics["measurements"].items()
+        }
+        extra = {"num_runs": len(specs), "num_trials": len(batches), "parallel_wall_s": wall_s}
+        graph = assemble_graph(config, setup, measurements, directory, extra)
+    except BaseException:
+        trackers.finish([], failed=True)
+        raise
+    files = [graph["graph_json"], *(str(Path(graph["graph_json"]).with_name(name)) for name in GRAPH_ARTIFACTS)]
+    trackers.finish(files, failed=False, metrics={"graph/parallel_wall_s": wall_s, "graph/num_runs": len(specs)})
+    logger.info("[graph] the skills graph from %d short runs (%d trials, %s): %s", len(specs), len(batches),
+                format_duration(wall_s), graph["graph_json"])  # fmt: skip
+    return graph
 
 
 def run_short_runs_sequentially(config: JobConfig) -> dict[str, Any]:

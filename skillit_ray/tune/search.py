@@ -15,24 +15,32 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
 from skillit_ray.config.job import JobConfig, config_from_dict
+from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.storage import RunStorage
 from skillit_ray.mixture.registry import strategy_from_config
+from skillit_ray.train import console
 from skillit_ray.train.callbacks import LoopCallback
 from skillit_ray.train.launch import connect_ray
 from skillit_ray.train.local import run_local_training
 from skillit_ray.train.resolve import resolve_run
 from skillit_ray.tune.edges import DIMENSIONS, best_setting, extend_search
+from skillit_ray.tune.progress import TrialReporter
+from skillit_ray.tune.trial_tracking import PhaseTrackers, describe_setting, search_trial_record
 from skillit_ray.tune.trials import trial_run_config
 
 logger = logging.getLogger("skillit_ray")
+TUNE_FILES = ("candidates.json", "trials.json")
+"""Files beside best_config.yaml that the phase's MLflow run gets as artifacts."""
 
 
 class TuneReport(LoopCallback):
@@ -47,6 +55,14 @@ class TuneReport(LoopCallback):
         if step > 0 and "mean_val_loss" in metrics:
             value = metrics.get("mean_accuracy") if self.metric == "mean_accuracy" else metrics["mean_val_loss"]
             ray.tune.report({"objective": value, "step": step, "final": False})
+
+
+def _final_evaluation(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last evaluation's per-skill losses (and accuracies) averaged over the seeds."""
+    last = [records["evaluations"][-1] for records in per_seed]
+    accuracy = [evaluation["accuracy"] for evaluation in last if evaluation["accuracy"] is not None]
+    return {"val_loss": np.mean([evaluation["val_loss"] for evaluation in last], axis=0).tolist(),
+            "accuracy": np.mean(accuracy, axis=0).tolist() if len(accuracy) == len(last) else None}  # fmt: skip
 
 
 def _objective(records: dict[str, Any], metric: str) -> float:
@@ -81,15 +97,16 @@ def _tune_trial(trial_config: dict[str, Any]) -> None:
 
     base = config_from_dict(trial_config["config"])
     setting = trial_config.get("setting") or {name: trial_config[name] for name in DIMENSIONS}
-    objectives = []
+    per_seed = []
     for seed in base.tune.seeds:
         config = apply_setting(trial_run_config(base), setting, trial_config["train_skills"])
         config.train.seed = int(seed)
         config.validate()
         reports = len(base.tune.seeds) == 1 and "setting" not in trial_config  # ASHA sees the first search only
-        records = run_local_training(config, [TuneReport(base.tune.metric)] if reports else [])
-        objectives.append(_objective(records, base.tune.metric))
-    ray.tune.report({"objective": float(np.mean(objectives)), "per_seed": objectives, "final": True})
+        per_seed.append(run_local_training(config, [TuneReport(base.tune.metric)] if reports else []))
+    objectives = [_objective(records, base.tune.metric) for records in per_seed]
+    ray.tune.report({"objective": float(np.mean(objectives)), "per_seed": objectives, "final": True,
+                     **_final_evaluation(per_seed)})  # fmt: skip
 
 
 def search_space(config: JobConfig) -> dict[str, Any]:
@@ -124,16 +141,22 @@ def candidate_settings(config: JobConfig) -> list[dict[str, Any]]:
 
 
 class TrialRunner:
-    """Runs settings as Ray Tune trials (one per setting, every seed in it) and returns their results."""
+    """Runs settings as Ray Tune trials (one per setting, every seed in it) and returns their results; each fit
+    shows its trials on progress lines labelled "tune <fit>" and logs them to the phase's trackers."""
 
-    def __init__(self, config: JobConfig, train_skills: list[str], storage: RunStorage, mode: str) -> None:
-        self.config, self.train_skills, self.storage, self.mode = config, train_skills, storage, mode
+    def __init__(
+        self, config: JobConfig, setup: SkillSetup, storage: RunStorage, mode: str, trackers: PhaseTrackers
+    ) -> None:
+        self.config, self.train_skills, self.storage, self.mode = config, setup.train_skills, storage, mode
+        self.eval_skills, self.trackers = setup.eval_skills, trackers
         self.fits = 0
 
-    def fit(self, param_space: dict[str, Any], num_samples: int = 1, scheduler=None) -> list[dict[str, Any]]:
+    def fit(self, param_space: dict[str, Any], num_samples: int = 1, scheduler=None,
+            label: str = "search") -> list[dict[str, Any]]:  # fmt: skip
         from ray import tune
 
         config = self.config
+        describe = functools.partial(search_trial_record, config, self.eval_skills, label)
         tuner = tune.Tuner(
             tune.with_resources(_tune_trial, {"cpu": config.tune.cpus_per_trial, "gpu": config.tune.gpus_per_trial}),
             param_space={**param_space, "train_skills": self.train_skills},
@@ -145,12 +168,17 @@ class TrialRunner:
                 max_concurrent_trials=config.tune.max_concurrent_trials or None,
             ),  # fmt: skip
             run_config=tune.RunConfig(
-                name=f"{config.run.name}-tune-{self.fits}", storage_path=self.storage.train_storage_path(), verbose=0
+                name=f"{config.run.name}-tune-{self.fits}",
+                storage_path=self.storage.train_storage_path(),
+                callbacks=[TrialReporter(f"tune {label}", describe, self.trackers)],
+                **console.tune_run_options(),
             ),  # fmt: skip
         )
         self.fits += 1
+        with console.quiet_tune_output():
+            found = tuner.fit()
         results = []
-        for result in tuner.fit():
+        for result in found:
             setting = result.config.get("setting") or {name: result.config[name] for name in DIMENSIONS}
             metrics = result.metrics or {}
             results.append({"strategy": "skillit", **setting, "objective": metrics.get("objective"),
@@ -158,30 +186,49 @@ class TrialRunner:
                             "error": str(result.error) if result.error else None})  # fmt: skip
         return results
 
-    def run_settings(self, settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def run_settings(self, settings: list[dict[str, Any]], label: str = "edge") -> list[dict[str, Any]]:
         from ray import tune
 
-        found = self.fit({"config": self.config.to_dict(), "setting": tune.grid_search(settings)})
+        found = self.fit({"config": self.config.to_dict(), "setting": tune.grid_search(settings)}, label=label)
         return [result for result in found if result["finished"]]
 
 
 def tune_hyperparameters(config: JobConfig) -> dict[str, Any]:
     """Search eta (log scale), rounds and window for Skill-it, past the grid's edges while the objective
-    improves; score the baselines on the same seeds; write the winner as best_config.yaml."""
-    from ray.tune.schedulers import ASHAScheduler
-
+    improves; score the baselines on the same seeds; write the winner as best_config.yaml. Each trial goes to
+    the trackers of `tracking.sinks` and a progress line; the choice is one line."""
     config, setup = resolve_run(config)
     config.tune.validate_for_steps(config.train.steps)
     strategy_from_config(config, setup.train_skills, setup.eval_skills)  # graph and strategy errors before any trial
     baselines = candidate_settings(config)
+    trackers = PhaseTrackers(config, "tune")  # a bad tracking URI fails before Ray starts
     connect_ray(config)
+    try:
+        outcome = _search(config, setup, baselines, trackers)
+    except BaseException:
+        trackers.finish([], failed=True)
+        raise
+    files = [outcome["best_config"], *(str(Path(outcome["best_config"]).with_name(name)) for name in TUNE_FILES)]
+    choice = outcome["choice"]
+    params = {"choice.winner": choice["winner"], "choice.metric": choice["metric"]}
+    metrics = {"choice/objective": choice["objective"], "choice/num_trials": outcome["num_trials"]}
+    trackers.finish(files, failed=False, params=params, metrics=metrics)
+    return outcome
+
+
+def _search(
+    config: JobConfig, setup: SkillSetup, baselines: list[dict[str, Any]], trackers: PhaseTrackers
+) -> dict[str, Any]:
+    """The search, the edges and the baselines as Tune fits; the choice written to the run directory."""
+    from ray.tune.schedulers import ASHAScheduler
+
     mode = "max" if config.tune.metric == "mean_accuracy" else "min"
     scheduler = None
     if config.tune.use_asha and len(config.tune.seeds) == 1:
         max_reports = max(1, config.train.steps // config.train.eval_every_n_steps + config.mixture.num_rounds + 1)
         scheduler = ASHAScheduler(max_t=max_reports, grace_period=max(1, max_reports // 4), reduction_factor=2)
     storage = RunStorage(config.run.storage_path, config.run.name)
-    runner = TrialRunner(config, setup.train_skills, storage, mode)
+    runner = TrialRunner(config, setup, storage, mode, trackers)
     results = runner.fit(search_space(config), 1 if config.tune.eta_grid else config.tune.num_samples, scheduler)
     errors = [result["error"] for result in results if result["error"]]
     if len(errors) == len(results):
@@ -197,19 +244,20 @@ def tune_hyperparameters(config: JobConfig) -> dict[str, Any]:
         finished = extend_search(finished, runner.run_settings, mode, config.tune.edge_factor, bounds,
                                  config.tune.max_edge_extensions, [*grids, "num_rounds", "window"])  # fmt: skip
     skillit_best = best_setting(finished, mode)
-    scored = runner.run_settings(baselines) if baselines else []
+    scored = runner.run_settings(baselines, label="baselines") if baselines else []
     winner = best_setting([skillit_best, *scored], mode) if "skillit" in _named(config) else best_setting(scored, mode)
     best_config = apply_setting(copy.deepcopy(config), winner, setup.train_skills)
     best_path = storage.write_text("tune/best_config.yaml", yaml.safe_dump(_plain(best_config), sort_keys=False))
-    choice = {"winner": _describe(winner), "objective": winner["objective"], "skillit_best": _describe(skillit_best),
-              "skillit_objective": skillit_best["objective"], "metric": config.tune.metric, "mode": mode,
-              "seeds": config.tune.seeds,
-              "candidates": {_describe(result): result["objective"] for result in [skillit_best, *scored]}}  # fmt: skip
+    choice = {"winner": describe_setting(winner), "objective": winner["objective"],
+              "skillit_best": describe_setting(skillit_best), "skillit_objective": skillit_best["objective"],
+              "metric": config.tune.metric, "mode": mode, "seeds": config.tune.seeds,
+              "candidates": {describe_setting(result): result["objective"]
+                             for result in [skillit_best, *scored]}}  # fmt: skip
     storage.write_text("tune/candidates.json", json.dumps(choice, indent=2))
     storage.write_text("tune/trials.json", json.dumps([*results, *finished[len(results) :], *scored], indent=2))
-    logger.info("tune: the choice is %s (%s %.4f); Skill-it's best %s: %.4f; %s", choice["winner"],
-                config.tune.metric, winner["objective"], choice["skillit_best"], skillit_best["objective"],
-                ", ".join(f"{name} {value:.4f}" for name, value in choice["candidates"].items()))  # fmt: skip
+    logger.info("[tune] the choice is %s (%s %.4f) of %s: %s", choice["winner"], config.tune.metric,
+                winner["objective"], ", ".join(f"{name} {value:.4f}" for name, value in choice["candidates"].items()),
+                best_path)  # fmt: skip
     return {
         "best": {"eta": best_config.mixture.eta, "num_rounds": best_config.mixture.num_rounds,
                  "window": best_config.mixture.window, "strategy": best_config.mixture.strategy,
@@ -224,12 +272,6 @@ def tune_hyperparameters(config: JobConfig) -> dict[str, Any]:
 
 def _named(config: JobConfig) -> set[str]:
     return {"skillit" if name == "auto" else name for name in config.tune.candidates}
-
-
-def _describe(result: dict[str, Any]) -> str:
-    if result.get("strategy", "skillit") != "skillit":
-        return str(result["strategy"])
-    return f"skillit(eta={result['eta']:g}, rounds={result['num_rounds']}, window={result['window']})"
 
 
 def _plain(config: JobConfig) -> dict[str, Any]:
