@@ -361,6 +361,12 @@ def test_the_console_is_quiet_unless_verbose(monkeypatch):
     notices = logging.getLogger(console.RAY_TOKEN_NOTICE_LOGGER)
     assert not notices.filter(logging.makeLogRecord({"msg": "Token authentication is enabled for this Ray cluster."}))
     assert notices.filter(logging.makeLogRecord({"msg": "Token authentication is disabled for this Ray cluster."}))
+    # ray.init's LoggingConfig adds its handler to the root logger beside ours: the root logger keeps ours
+    ours, rays = logging.StreamHandler(), logging.StreamHandler()
+    monkeypatch.setattr(logging.getLogger(), "handlers", [ours, rays])
+    monkeypatch.setattr(logging.getLogger("ray"), "handlers", [rays])
+    console.keep_our_root_handler()
+    assert logging.getLogger().handlers == [ours] and logging.getLogger("ray").handlers == [rays]
     arguments = build_parser().parse_args(["train", "--config", "run.yaml", "--verbose"])
     assert arguments.verbose and not build_parser().parse_args(["demo"]).verbose
     console.configure_console(arguments.verbose)

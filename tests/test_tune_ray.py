@@ -179,10 +179,13 @@ def test_batched_trials_learn_the_same_graph_as_one_run_per_trial(ray_local, tmp
 
 
 def test_the_trials_line_counts_done_and_failed_trials_with_an_eta():
-    assert trials_remaining_s(40.0, 2, 5) == 60.0 and trials_remaining_s(9.0, 0, 5) is None
-    assert trials_line("graph", 2, 5, 0, 40.0) == "[graph] trials 2/5 done, 40s elapsed, ETA 1m00s"
-    assert trials_line("tune search", 0, 4, 0, 31.0) == "[tune search] trials 0/4 done, 31s elapsed, ETA ?"
-    assert trials_line("graph", 3, 3, 1, 62.0, "only_a: failed: boom") == (
+    # trials of 40 s on 2 slots: the running ones end in 10 s and 30 s, then 3 pending ones at 50, 70 and 90 s
+    assert trials_remaining_s(40.0, [30.0, 10.0], num_pending=3, num_slots=2) == 90.0
+    assert trials_remaining_s(40.0, [], num_pending=2, num_slots=4) == 40.0  # side by side on free slots
+    assert trials_remaining_s(40.0, [50.0], num_pending=0, num_slots=1) == 0.0  # overdue: ends any moment
+    assert trials_line("graph", (2, 5, 0), 40.0, 60.0) == "[graph] trials 2/5 done, 40s elapsed, ETA 1m00s"
+    assert trials_line("tune search", (0, 4, 0), 31.0, None) == "[tune search] trials 0/4 done, 31s elapsed, ETA ?"
+    assert trials_line("graph", (3, 3, 1), 62.0, 0.0, "only_a: failed: boom") == (
         "[graph] trials 3/3 done (1 failed), 1m02s elapsed, ETA 0s | only_a: failed: boom"
     )
 

@@ -61,6 +61,16 @@ def ray_console_options() -> dict[str, Any]:
     return {"logging_level": logging.WARNING, "logging_config": ray.LoggingConfig(log_level="WARNING")}
 
 
+def keep_our_root_handler() -> None:
+    """After `ray.init` on the driver: Ray's LoggingConfig adds its handler to the root logger beside ours
+    (`configure_console`'s), which printed every line of ours from WARNING up twice, once with Ray's prefix
+    and context; the root logger keeps ours (Ray's `ray` logger keeps Ray's handler)."""
+    root, ray_handlers = logging.getLogger(), logging.getLogger("ray").handlers
+    if any(handler not in ray_handlers for handler in root.handlers):
+        for handler in [handler for handler in root.handlers if handler in ray_handlers]:
+            root.removeHandler(handler)
+
+
 def tune_run_options() -> dict[str, Any]:
     """`tune.RunConfig` arguments: no trial status tables (verbose=0) unless verbose."""
     return {} if is_verbose() else {"verbose": 0}

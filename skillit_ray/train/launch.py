@@ -68,6 +68,7 @@ def connect_ray(config: JobConfig) -> None:
     address = config.run.ray_address or os.environ.get("RAY_ADDRESS", "")
     if address:
         ray.init(address=address, **console.ray_console_options())
+        console.keep_our_root_handler()
         return
     # Local: reserve logical CPUs for the train workers plus the Ray Data read/tokenize tasks.
     needed = config.scaling.num_workers * config.scaling.cpus_per_worker + 2
@@ -78,6 +79,7 @@ def connect_ray(config: JobConfig) -> None:
     num_cpus = int(max(os.cpu_count() or 1, needed))
     ray.init(num_cpus=num_cpus, dashboard_host="127.0.0.1", runtime_env={"env_vars": job_environment()},
              **(LEAN_LOCAL_RAY if lean else {}), **console.ray_console_options())  # fmt: skip
+    console.keep_our_root_handler()
 
 
 def run_training(config: JobConfig) -> dict[str, Any]:
