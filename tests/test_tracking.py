@@ -364,6 +364,12 @@ def test_the_console_is_quiet_unless_verbose(monkeypatch):
     with console.quiet_tune_output():  # Tune's legacy output engine: silent at verbose=0, no table or hint
         assert os.environ[console.NEW_OUTPUT_VARIABLE] == "0"
     assert console.NEW_OUTPUT_VARIABLE not in os.environ
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    with console.no_progress_bars():  # save_pretrained's bar, drawn in a worker, is lines on the driver's console
+        assert not transformers_logging.is_progress_bar_enabled()
+    assert transformers_logging.is_progress_bar_enabled() == enabled
     console.configure_console(False)
     notices = logging.getLogger(console.RAY_TOKEN_NOTICE_LOGGER)
     assert not notices.filter(logging.makeLogRecord({"msg": "Token authentication is enabled for this Ray cluster."}))

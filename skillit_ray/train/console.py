@@ -71,6 +71,22 @@ def keep_our_root_handler() -> None:
             root.removeHandler(handler)
 
 
+@contextlib.contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """Around transformers' `save_pretrained` unless verbose: its "Writing model shards" tqdm bar, drawn in a
+    Ray Train worker, reached the driver's console as lines of its own."""
+    from transformers.utils import logging as transformers_logging
+
+    if is_verbose() or not transformers_logging.is_progress_bar_enabled():
+        yield
+        return
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.enable_progress_bar()
+
+
 def tune_run_options() -> dict[str, Any]:
     """`tune.RunConfig` arguments: no trial status tables (verbose=0) unless verbose."""
     return {} if is_verbose() else {"verbose": 0}

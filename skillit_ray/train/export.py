@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from skillit_ray.data.storage import RunStorage
+from skillit_ray.train import console
 from skillit_ray.train.parallel import full_model_state
 
 EXPORT_DIRECTORY = "model"
@@ -41,7 +42,8 @@ def export_model(model: torch.nn.Module, tokenizer, storage: RunStorage, step: i
         return None
     staging = Path(tempfile.mkdtemp(prefix="skillit-export-"))
     try:
-        model.save_pretrained(staging, state_dict=state, safe_serialization=True)
+        with console.no_progress_bars():
+            model.save_pretrained(staging, state_dict=state, safe_serialization=True)
         config = copy.deepcopy(model.config)
         config.architectures = [unwrapped_class_name(model)]
         config.use_cache = True  # training turns it off for activation checkpointing
