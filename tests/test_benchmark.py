@@ -66,6 +66,7 @@ def test_the_sampler_benchmark_agrees_with_the_baseline_and_publishes_to_every_w
     assert [(row["workers"], row["skills"]) for row in published] == [(1, 5), (3, 5)]
 
 
+@pytest.mark.slow  # 34 s: a benchmark's bookkeeping; the readers it runs are tested in test_token_store.py
 def test_the_data_path_benchmark_measures_the_readers_and_the_prepare_against_the_plain_loop(ray_local, tmp_path):
     from skillit_ray.benchmarks.data_path import data_path_benchmark, markdown
     from skillit_ray.benchmarks.efficiency_settings import text_directory
