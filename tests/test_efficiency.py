@@ -28,7 +28,8 @@ def test_quick_benchmark_learns_the_graph_tunes_eta_and_reports(tmp_path):
                         for strategy in ("skillit", "stratified", "random") for seed in (0, 1)}  # fmt: skip
     staircase = results["settings"]["staircase"]
     assert staircase["graph_json"].endswith("graph.json") and staircase["tuned_eta"] == 0.5
-    assert results["settings"]["lego"]["tuned_eta"] is None  # the paper's eta as given
+    lego = results["settings"]["lego"]  # the paper's graph; eta searched from the paper's 0.5 (quick: 0.5 alone)
+    assert lego["graph_json"] == "" and lego["tuned_eta"] == 0.5 and lego["pipeline_choice"]["winner"]
     summary = staircase["summary"]
     assert summary["stratified"]["difference_to_stratified"] == [0.0, 0.0]
     assert len(summary["skillit"]["per_skill_mean"]) == 4 and summary["skillit"]["seeds"] == [0, 1]

@@ -288,33 +288,38 @@ def efficiency(
     started = time.perf_counter()
     results: dict[str, Any] = {"profile": profile, "seeds": seeds, "settings": {}}
     results["runs_reused"] = len(read_runs(directory / "runs.jsonl"))  # from an earlier, interrupted call
-    # three phases over every setting at once (graphs, eta tuning, all runs), so cores never wait at a
-    # setting's end for its last run; the settings' order (text first, LEGO and addition last) puts the
-    # long runs first and the short ones at the pool's end
+    # phases over every setting at once (graphs, then eta tuning rounds with the settled settings' runs
+    # beside them), so cores never wait at a setting's end for its last run; the settings' order (text
+    # first, LEGO and addition last) puts the long runs first and the short ones at the pool's end
     bases = {setting.name: [*setting.overrides, *prepare_data(setting, directory / "data", profile)]
              for setting in chosen}  # fmt: skip
     graphs = {setting.name: learn_graph(setting, bases[setting.name], directory) for setting in chosen}
     tuned_bases = {setting.name: [*bases[setting.name], *graph_overrides(graphs[setting.name][0])]
                    for setting in chosen}  # fmt: skip
-    pending = {setting.name: list(setting.eta_grid) for setting in chosen}
-    for _ in range(1 + MAX_EDGE_EXTENSIONS):  # the grid, then one eta past its edge while the objective improves
-        tuning = []
-        for setting in chosen:
-            tuning += tuning_jobs(setting, tuned_bases[setting.name], pending.get(setting.name, []))
-        execute_runs(tuning, directory, workers)
+    # the candidate baselines do not depend on eta, and a setting whose eta is settled (no grid, or its
+    # search has turned) trains its strategies: both run beside the next tuning round, so the cores stay busy
+    batch = []
+    for setting in chosen:
+        batch += candidate_jobs(setting, bases[setting.name], graphs[setting.name][0])
+    pending = {setting.name: list(setting.eta_grid) for setting in chosen if setting.eta_grid}
+    etas: dict[str, tuple[float | None, dict]] = {}
+    for extension in range(1 + MAX_EDGE_EXTENSIONS + 1):  # the grid, then one eta past its edge while it improves
         runs = read_runs(directory / "runs.jsonl")
-        pending = {setting.name: [eta] for setting in chosen if (eta := next_eta(setting, runs)) is not None}
-        if not pending:
+        for setting in chosen:
+            settled = setting.name not in pending or extension > MAX_EDGE_EXTENSIONS
+            if settled and setting.name not in etas:
+                etas[setting.name] = chosen_eta(setting, runs)
+                batch += strategy_jobs(setting, bases[setting.name], seeds, graphs[setting.name][0],
+                                       etas[setting.name][0])  # fmt: skip
+        for setting in chosen:
+            if setting.name not in etas:
+                batch = tuning_jobs(setting, tuned_bases[setting.name], pending[setting.name]) + batch
+        execute_runs(batch, directory, workers)
+        if len(etas) == len(chosen):
             break
-    candidates = []
-    for setting in chosen:
-        candidates += candidate_jobs(setting, bases[setting.name], graphs[setting.name][0])
-    execute_runs(candidates, directory, workers)
-    etas = {setting.name: chosen_eta(setting, read_runs(directory / "runs.jsonl")) for setting in chosen}
-    jobs = []
-    for setting in chosen:
-        jobs += strategy_jobs(setting, bases[setting.name], seeds, graphs[setting.name][0], etas[setting.name][0])
-    execute_runs(jobs, directory, workers)
+        runs, batch = read_runs(directory / "runs.jsonl"), []
+        pending = {name: [eta] for name, eta in ((setting.name, next_eta(setting, runs)) for setting in chosen
+                                                 if setting.name in pending) if eta is not None}  # fmt: skip
     runs = read_runs(directory / "runs.jsonl")
     for setting in chosen:
         (graph_json, graph_s), (eta, tuning) = graphs[setting.name], etas[setting.name]

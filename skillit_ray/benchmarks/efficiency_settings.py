@@ -141,14 +141,18 @@ def _settings(steps: dict[str, int], eval_every: int, graph_steps: int, grids: d
             graph_overrides=(f"graph.steps={steps['staircase_graph']}",), eta_grid=grids["staircase"],
         ),
         "lego": Setting(
-            "lego", "(b) LEGO k = 5 as the paper runs it (its graph, eta 0.5, T 6, w 3, 1:1:1:3:5), from scratch",
+            "lego", "(b) LEGO k = 5 as the paper runs it (its graph, T 6, w 3, 1:1:1:3:5; eta searched from its 0.5), "
+            "from scratch",
             (*PAPER_LEGO, f"train.steps={steps['lego']}", f"train.eval_every_n_steps={eval_every}"),
             every_strategy("mixture.proportions=[1, 1, 1, 3, 5]"), metric="mean_accuracy", needs_graph=(),
+            eta_grid=grids["lego"],
         ),
         "addition": Setting(
-            "addition", "(b) Addition as the paper runs it (its graph, eta 0.1, T 5, w 3, 13:14:18), from scratch",
+            "addition", "(b) Addition as the paper runs it (its graph, T 5, w 3, 13:14:18; eta searched from its 0.1), "
+            "from scratch",
             (*PAPER_ADDITION, f"train.steps={steps['addition']}", f"train.eval_every_n_steps={eval_every}"),
             every_strategy("mixture.proportions=[13, 14, 18]"), metric="mean_accuracy", needs_graph=(),
+            eta_grid=grids["addition"],
         ),
     }  # fmt: skip
 
@@ -158,7 +162,12 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         {"text": 200, "staircase": 800, "staircase_graph": 200, "lego": 300, "addition": 300},
         eval_every=40,
         graph_steps=120,
-        grids={"text": (0.05, 0.2, 0.5), "staircase": (0.5, 1.5, 4.5)},
+        grids={
+            "text": (0.05, 0.2, 0.5),
+            "staircase": (0.5, 1.5, 4.5),
+            "lego": (0.5 / 3, 0.5, 1.5),
+            "addition": (0.1 / 3, 0.1, 0.3),
+        },
     ),
     "quick": {
         name: dataclasses.replace(setting, overrides=(*setting.overrides, "data.num_val_per_skill=10"))
@@ -166,7 +175,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
             {"text": 12, "staircase": 6, "staircase_graph": 2, "lego": 6, "addition": 6},
             eval_every=3,
             graph_steps=2,
-            grids={"text": (0.1, 0.5), "staircase": (0.5,)},
+            grids={"text": (0.1, 0.5), "staircase": (0.5,), "lego": (0.5,), "addition": (0.1,)},
         ).items()
     },
 }
