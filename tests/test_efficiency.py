@@ -40,6 +40,7 @@ def test_quick_benchmark_learns_the_graph_tunes_eta_and_reports(tmp_path):
     choice = staircase["pipeline_choice"]
     assert set(choice["tuning_seed_finals"]) == {"skillit", "stratified"} and choice["seed"] not in (0, 1)
     assert choice["winner"] == max(choice["tuning_seed_finals"], key=choice["tuning_seed_finals"].get)  # accuracy
+    assert f"The pipeline's choice on the same seed (skillit {choice['tuning_seed_finals']['skillit']:.3f}" in report
     assert "## The pipeline's choice against stratified" in report and f"| staircase | {choice['winner']} |" in report
     # resumable: a second call reuses every run
     again = efficiency(str(tmp_path), ["lego"], [0, 1], "quick", workers=0, strategies=["stratified"])

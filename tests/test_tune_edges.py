@@ -10,8 +10,8 @@ import math
 import pytest
 
 from skillit_ray.config.job import load_config
-from skillit_ray.tune.edges import best_setting, extend_search, next_value
-from skillit_ray.tune.search import apply_setting, candidate_settings
+from skillit_ray.tune.edges import best_setting, choice_margin, extend_search, next_value
+from skillit_ray.tune.search import apply_setting, candidate_settings, choice_line
 
 BOUNDS = {"eta": (0.001, 1000.0), "num_rounds": (1, 100), "window": (1, 100)}
 
@@ -72,3 +72,16 @@ def test_candidates_follow_the_setting_and_the_given_proportions():
     target = apply_setting(load_config(None, ["mixture.setting=finetuning", "data.eval_skills=[lego_3]"]),
                            {"strategy": "target_only"}, ["lego_1", "lego_2", "lego_3"])  # fmt: skip
     assert target.mixture.strategy == "target_only" and target.mixture.proportions == [0.0, 0.0, 1.0]
+
+
+def test_the_choice_says_by_how_much_it_won_and_keeps_skillit_beside_it():
+    losses = {"skillit(eta=4.5, rounds=5, window=3)": 5.25, "stratified": 5.66, "target_only": 5.21}
+    assert choice_margin(losses, "target_only", "min") == {"runner_up": "skillit(eta=4.5, rounds=5, window=3)",
+                                                           "margin": pytest.approx(0.04)}  # fmt: skip
+    assert choice_margin({"a": 0.8, "b": 0.9}, "b", "max") == {"runner_up": "a", "margin": pytest.approx(0.1)}
+    assert choice_margin({"skillit": 1.0}, "skillit", "min") == {"runner_up": None, "margin": 0.0}
+    choice = {"candidates": {"skillit(eta=0.5)": 5.6, "stratified": 5.4, "target_only": 5.2}, "metric": "mean_val_loss",
+              "winner": "target_only", "skillit_best": "skillit(eta=0.5)"}  # fmt: skip
+    choice.update(choice_margin(choice["candidates"], "target_only", "min"))
+    assert choice_line(choice) == ("the choice is target_only (mean_val_loss 5.2000), ahead of stratified (5.4000) by "
+                                   "0.2000; Skill-it's best skillit(eta=0.5) 5.6000")  # fmt: skip

@@ -6,6 +6,7 @@ Run: `.venv/bin/python -m pytest tests/test_tune_ray.py`.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -105,12 +106,13 @@ def test_tune_writes_a_ready_to_run_best_config(ray_local, tmp_path):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # SQLAlchemy's, inside MLflow's store
 def test_tune_follows_eta_past_the_grid_and_chooses_among_skillit_and_stratified(
-    ray_local, tmp_path, mlflow_database, capsys
+    ray_local, tmp_path, mlflow_database, capsys, caplog
 ):
     """An eta grid of two: the best is at an edge, so one more eta is tried past it; stratified is scored on the
     same seed; the choice is the best of Skill-it's best and stratified, written with both objectives. Every
     trial is an MLflow run under the phase's run, and each fit has its progress lines."""
     shutil.copy(mlflow_database, tmp_path / "mlflow.db")
+    caplog.set_level(logging.INFO, logger="skillit_ray")
     config = small_config(
         tmp_path, "tune.eta_grid=[0.1, 1.0]", "tune.num_rounds_choices=[2]", "tune.use_asha=false", "train.steps=6",
         "mixture.num_rounds=2", "train.eval_every_n_steps=3", "tune.max_edge_extensions=1", "tracking.sinks=[mlflow]",
@@ -128,6 +130,10 @@ def test_tune_follows_eta_past_the_grid_and_chooses_among_skillit_and_stratified
     objectives = choice["candidates"]
     assert set(objectives) == {choice["skillit_best"], "stratified"}
     assert choice["objective"] == min(objectives.values()) and objectives[choice["winner"]] == choice["objective"]
+    [runner_up] = set(objectives) - {choice["winner"]}  # by how much it won, in the file and on the console
+    assert choice["runner_up"] == runner_up and choice["margin"] == objectives[runner_up] - choice["objective"] >= 0
+    assert (f"[tune] the choice is {choice['winner']} (mean_val_loss {choice['objective']:.4f}), ahead of {runner_up} "
+            f"({objectives[runner_up]:.4f}) by {choice['margin']:.4f}: ") in caplog.text  # fmt: skip
     assert load_config(result["best_config"]).mixture.strategy == ("stratified" if choice["winner"] == "stratified"
                                                                    else "skillit")  # fmt: skip
     from mlflow.tracking import MlflowClient

@@ -189,6 +189,10 @@ def pipeline_lines(result: dict[str, Any]) -> list[str]:
         seed = result["tuning"]["seed"]
         lines.append(f"Skill-it's eta chosen on tuning seed {seed} (final headline by eta: {tried}): "
                      f"**eta = {result['tuned_eta']:g}**, used by skillit, static and no_graph.\n")  # fmt: skip
+    choice = result.get("pipeline_choice") or {}
+    if choice:
+        scored = ", ".join(f"{label} {value:.3f}" for label, value in choice["tuning_seed_finals"].items())
+        lines.append(f"The pipeline's choice on the same seed ({scored}): **{choice['winner']}**.\n")
     return lines
 
 

@@ -82,3 +82,14 @@ def extend_search(
             break
         results.extend(run_settings(proposals))
     return results
+
+
+def choice_margin(objectives: dict[str, float], winner: str, mode: str) -> dict[str, Any]:
+    """How much the `winner` of `objectives` (candidate -> objective) beats the next best: the runner-up's name and
+    the margin, positive in the better direction (lower loss or higher accuracy); no runner-up: None and 0."""
+    others = {name: value for name, value in objectives.items() if name != winner}
+    if not others:
+        return {"runner_up": None, "margin": 0.0}
+    runner_up = (min if mode == "min" else max)(others, key=others.get)
+    difference = others[runner_up] - objectives[winner]
+    return {"runner_up": runner_up, "margin": float(difference if mode == "min" else -difference)}

@@ -33,7 +33,7 @@ from skillit_ray.train.callbacks import LoopCallback
 from skillit_ray.train.launch import connect_ray
 from skillit_ray.train.local import run_local_training
 from skillit_ray.train.resolve import resolve_run
-from skillit_ray.tune.edges import DIMENSIONS, best_setting, extend_search
+from skillit_ray.tune.edges import DIMENSIONS, best_setting, choice_margin, extend_search
 from skillit_ray.tune.progress import TrialReporter
 from skillit_ray.tune.trial_tracking import PhaseTrackers, describe_setting, search_trial_record
 from skillit_ray.tune.trials import trial_run_config
@@ -253,11 +253,10 @@ def _search(
               "metric": config.tune.metric, "mode": mode, "seeds": config.tune.seeds,
               "candidates": {describe_setting(result): result["objective"]
                              for result in [skillit_best, *scored]}}  # fmt: skip
+    choice.update(choice_margin(choice["candidates"], choice["winner"], mode))
     storage.write_text("tune/candidates.json", json.dumps(choice, indent=2))
     storage.write_text("tune/trials.json", json.dumps([*results, *finished[len(results) :], *scored], indent=2))
-    logger.info("[tune] the choice is %s (%s %.4f) of %s: %s", choice["winner"], config.tune.metric,
-                winner["objective"], ", ".join(f"{name} {value:.4f}" for name, value in choice["candidates"].items()),
-                best_path)  # fmt: skip
+    logger.info("[tune] %s: %s", choice_line(choice), best_path)
     return {
         "best": {"eta": best_config.mixture.eta, "num_rounds": best_config.mixture.num_rounds,
                  "window": best_config.mixture.window, "strategy": best_config.mixture.strategy,
@@ -268,6 +267,17 @@ def _search(
         "num_trials": len(results) + len(finished) - searched + len(scored),
         "num_errors": len(errors),
     }  # fmt: skip
+
+
+def choice_line(choice: dict[str, Any]) -> str:
+    """The choice in one line: the winner, the runner-up and by how much, Skill-it's best when it is neither."""
+    objectives, winner, runner_up = choice["candidates"], choice["winner"], choice["runner_up"]
+    line = f"the choice is {winner} ({choice['metric']} {objectives[winner]:.4f})"
+    if runner_up:
+        line += f", ahead of {runner_up} ({objectives[runner_up]:.4f}) by {choice['margin']:.4f}"
+    if choice["skillit_best"] not in (winner, runner_up):
+        line += f"; Skill-it's best {choice['skillit_best']} {objectives[choice['skillit_best']]:.4f}"
+    return line
 
 
 def _named(config: JobConfig) -> set[str]:
