@@ -90,10 +90,10 @@ def every_strategy(random_proportions: str | None, pretraining: bool = True) -> 
 
 
 CURRICULUM_ROWS_NOTE = (
-    "Caveat on `curriculum` and `anticurriculum` here: their pool holds whole documents, one per row from "
-    "its start (the pool does not pack), as the validation rows do, while every other strategy trains on "
-    "packed rows that mostly start mid-document. When both orders beat stratified, the row format rather "
-    "than the order is the likely cause; the two are not yet separated."
+    "`curriculum` and `anticurriculum` score and order the same packed rows every other strategy trains on "
+    "(`CurriculumPool.packed_reader` when `data.pack_sequences`), so their result measures the order, not the "
+    "row format. Before the pool packed (whole documents, one per row from its start), curriculum scored "
+    "5.285 +/- 0.020 here, 0.432 +/- 0.116 below stratified: most of that came from the row format."
 )
 
 
