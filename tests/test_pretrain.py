@@ -89,6 +89,8 @@ def test_pretrain_saves_the_final_weights_and_lego_continues_from_them(ray_local
     assert json.loads((base / "pretrain.json").read_text())["per_skill_accuracy"] == record["per_skill_accuracy"]
     assert (base / "config.json").is_file() and (base / "tokenizer.json").is_file()
     assert not (tmp_path / ".base-model.staging").exists()
+    assert record["export"].endswith("base/model")  # the run's export (train.export_model), copied whole
+    assert (base / "model.safetensors").is_file()
     step, directory, _ = newest_whole_checkpoint(RunStorage(str(tmp_path), "base"))
     final = torch.load(io.BytesIO(RunStorage(str(tmp_path), "base").read_bytes(f"{directory}/model.pt")),
                        weights_only=True)  # fmt: skip
@@ -117,3 +119,17 @@ def test_the_transfer_experiments_run_every_mix_and_start_with_three_seeds(tmp_p
             entry = result["targets"][target][label]
             assert len(entry["steps_to_target"]) == 3 and 0 <= entry["final_mean"] <= 1
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 12
+
+
+def test_pretrain_under_fsdp_needs_the_export_and_says_so_before_ray_starts(tmp_path, monkeypatch):
+    import skillit_ray.train.launch
+    from skillit_ray.train.pretrain import pretrain
+
+    def no_ray(*_):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(skillit_ray.train.launch, "connect_ray", no_ray)
+    config = load_config("jobs/configs/lookup_pretrain.yaml", ["train.parallelism=fsdp", "train.export_model=false"])
+    with pytest.raises(ValueError, match="train.parallelism=fsdp with train.export_model=false.*export_model=true"):
+        pretrain(config, str(tmp_path / "base"))
+    assert not (tmp_path / "base").exists() and not (tmp_path / ".base.staging").exists()
