@@ -234,6 +234,66 @@ def test_activation_checkpointing_and_the_curriculum_under_fsdp(two_rank_runs, t
     np.testing.assert_allclose(train_losses(bf16), train_losses(fsdp), rtol=2e-2)
 
 
+def build_parts_worker(rank: int, world_size: int, init_file: str, job: dict) -> None:
+    """One rank of `build_training_parts` under fsdp; a rank other than 0 fails if it reads the weights."""
+    import torch.distributed as torch_distributed
+    from transformers import AutoModelForCausalLM
+
+    from skillit_ray.config.job import config_from_dict
+    from skillit_ray.train.distributed import all_gather_objects
+    from skillit_ray.train.parallel import full_model_state
+    from skillit_ray.train.step import build_training_parts
+
+    def refuse(*_, **__):
+        raise AssertionError(f"rank {rank} read the pretrained weights")
+
+    if rank != 0:
+        AutoModelForCausalLM.from_pretrained = refuse
+    torch.set_num_threads(1)
+    torch_distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(7)  # the loop seeds every rank alike before it builds the model
+        model, _, _ = build_training_parts(config_from_dict(job["config"]), job["vocab_size"], torch.device("cpu"))
+        state = full_model_state(model)  # every rank's shards gathered (a collective)
+        buffers = all_gather_objects({name: buffer.clone() for name, buffer in model.named_buffers()})
+        after = all_gather_objects(torch.rand(3))  # the random generators continue in step
+        if rank == 0:
+            torch.save({"state": state, "buffers": buffers, "after": after}, job["out"])
+    finally:
+        torch_distributed.destroy_process_group()
+
+
+def test_fsdp_ranks_other_than_0_build_on_meta_and_receive_rank_0s_weights(tmp_path):
+    """A pretrained model whose vocabulary the tokenizer grows by 2 rows, on 2 fsdp ranks: rank 1 never reads the
+    weights (from_pretrained raises there) yet every shard holds the saved weights, the grown rows are the same
+    on every rank, the head stays tied, every buffer is rank 0's, and the random generators agree."""
+    import torch.multiprocessing as multiprocessing
+
+    from skillit_ray.train.model import build_model
+
+    torch.manual_seed(0)
+    saved = build_model("tiny", 40, 28)
+    saved.save_pretrained(tmp_path / "base")
+    config = small_config(tmp_path, "train.parallelism=fsdp", f"model.pretrained_path={tmp_path / 'base'}")
+    job = {"config": config.to_dict(), "vocab_size": 42, "out": str(tmp_path / "parts.pt")}
+    multiprocessing.spawn(build_parts_worker, (2, str(tmp_path / "parts.init"), job), nprocs=2)
+    built = torch.load(job["out"], weights_only=True)
+    torch.manual_seed(7)  # as each rank did: rank 0's model, grown rows included, built here in one process
+    with pytest.warns(UserWarning, match="growing token embeddings"):
+        expected = build_model("tiny", 42, 28, pretrained_path=str(tmp_path / "base")).state_dict()
+    state = built["state"]
+    assert set(state) == set(expected) and state["transformer.wte.weight"].shape[0] == 42
+    for name, tensor in expected.items():
+        torch.testing.assert_close(state[name], tensor, rtol=0, atol=0, msg=name)
+    torch.testing.assert_close(state["transformer.wte.weight"][:40], saved.state_dict()["transformer.wte.weight"])
+    torch.testing.assert_close(state["lm_head.weight"], state["transformer.wte.weight"], rtol=0, atol=0)
+    rank0_buffers, rank1_buffers = built["buffers"]
+    assert rank0_buffers.keys() == rank1_buffers.keys()
+    for name, buffer in rank0_buffers.items():
+        torch.testing.assert_close(rank1_buffers[name], buffer, rtol=0, atol=0, msg=name)
+    torch.testing.assert_close(built["after"][1], built["after"][0], rtol=0, atol=0)
+
+
 def check_export(directory: Path, records: dict) -> None:
     """The exported directory loads with from_pretrained and gives the run's last validation losses."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -74,6 +74,14 @@ def all_gather_objects(value: object) -> list[object]:
     return gathered
 
 
+def broadcast_cpu_rng_state() -> None:
+    """Rank 0's CPU random generator state on every rank (a collective): ranks that skipped drawing rank 0's
+    random numbers (a model built on the meta device) continue exactly where rank 0 does."""
+    states = [torch.get_rng_state()]
+    torch_distributed.broadcast_object_list(states, src=0)  # objects: a CPU tensor under nccl too
+    torch.set_rng_state(states[0])
+
+
 def barrier() -> None:
     if _initialized() and torch_distributed.get_world_size() > 1:
         torch_distributed.barrier()

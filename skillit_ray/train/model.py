@@ -14,6 +14,7 @@ seconds and are what the tests and smoke runs use.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import warnings
@@ -118,6 +119,7 @@ def build_model(
     max_sequence_length: int,
     pretrained_path: str = "",
     overrides: dict[str, Any] | None = None,
+    on_meta_device: bool = False,
 ) -> PreTrainedModel:
     """Build a causal LM from a named size, or load one from a local directory.
 
@@ -129,6 +131,9 @@ def build_model(
             `pretrained_path` is given (the checkpoint's config wins), but still checked.
             `overrides={"model_type": "llama"}` builds the size's shape as another architecture
             (one of `ARCHITECTURE_KEYS`).
+        on_meta_device: Build the same model with no storage (the meta device) and read no weights: a
+            sharded run's ranks other than 0, which receive rank 0's weights after sharding
+            (`parallel.load_from_rank0`).
         vocab_size: Number of token ids (`len(tokenizer)`).
         max_sequence_length: Longest sequence, in tokens, the model must accept.
         pretrained_path: Local directory from `save_pretrained`; "" builds fresh weights.
@@ -155,7 +160,7 @@ def build_model(
                 f"model overrides {overrides} cannot apply to pretrained_path={pretrained_path!r}: its config.json "
                 "wins; remove the overrides or the pretrained path"
             )
-        model = _load_pretrained(pretrained_path, vocab_size)
+        model = _load_pretrained(pretrained_path, vocab_size, on_meta_device)
     else:
         model_type, options = _named_size_options(size, overrides.pop("model_type", None))
         if not any(key in options for key in _POSITION_KEYS):
@@ -172,7 +177,8 @@ def build_model(
             value = getattr(config, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"model {role} ({key}={value!r}) must be a positive integer; fix model.overrides")
-        model = AutoModelForCausalLM.from_config(config, attn_implementation=_attention_implementation(config))
+        with torch.device("meta") if on_meta_device else contextlib.nullcontext():
+            model = AutoModelForCausalLM.from_config(config, attn_implementation=_attention_implementation(config))
     position_table_length = _position_table_length(model.config)
     if position_table_length < max_sequence_length:
         raise ValueError(
@@ -228,10 +234,18 @@ def check_pretrained_directory(pretrained_path: str) -> None:
         )
 
 
-def _load_pretrained(pretrained_path: str, vocab_size: int) -> PreTrainedModel:
+def _load_pretrained(pretrained_path: str, vocab_size: int, on_meta_device: bool = False) -> PreTrainedModel:
     check_pretrained_directory(pretrained_path)
     path = Path(pretrained_path)
     config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    if on_meta_device:  # the architecture only; rank 0 reads the weights and sends each rank its shards
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(
+                config, attn_implementation=_attention_implementation(config), dtype=torch.float32
+            )
+        if model.config.vocab_size < vocab_size:  # rank 0 checks the size and warns
+            model.resize_token_embeddings(vocab_size, mean_resizing=False)
+        return model
     model = AutoModelForCausalLM.from_pretrained(  # fp32 master weights (bf16 only inside autocast)
         str(path), local_files_only=True, attn_implementation=_attention_implementation(config), dtype=torch.float32
     )

@@ -13,6 +13,11 @@ checkpoint and export read the state through it. `train.parallelism`:
   one `torch.distributed.checkpoint` directory written by every rank (`sharded/`), which loads onto
   any number of ranks.
 
+Under fsdp on more than one rank, only rank 0 reads the weights (or draws the fresh ones): the others build
+the model on the meta device, shard it, and receive their shards from rank 0 (`load_from_rank0`), so a
+node's host memory holds one whole copy of the model, not one per GPU. (`train.fsdp_cpu_offload` keeps the
+older way: every rank builds the whole model, then shards it.)
+
 `train.activation_checkpointing` recomputes each block's activations in the backward pass (the Hugging
 Face gradient checkpointing where the model supports it, else torch's checkpoint wrapper per block).
 Either kind of checkpoint resumes under either parallelism (`ModelAndOptimizer`).
@@ -74,6 +79,19 @@ def shard_model(model: torch.nn.Module, bf16: bool, cpu_offload: bool) -> torch.
         fully_shard(block, reshard_after_forward=index < len(blocks) - 1, **options)
     fully_shard(model, **options)
     return model
+
+
+def load_from_rank0(model: torch.nn.Module, full_state: dict[str, torch.Tensor]) -> None:
+    """Rank 0's whole weights into every rank's shards, one tensor at a time (`full_state`: rank 0's state dict,
+    taken before sharding; {} on the other ranks, whose model was built on the meta device and then given empty
+    storage). Buffers follow from rank 0 too, with those the state dict leaves out (non-persistent: causal
+    masks, rotary frequencies), which `to_empty` left uninitialized. Every rank must call it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(model, full_state, options=options)
+    for _, buffer in sorted(model.named_buffers()):
+        torch.distributed.broadcast(buffer, src=0)
 
 
 def is_sharded(model: torch.nn.Module) -> bool:

@@ -25,20 +25,33 @@ def build_training_parts(config: JobConfig, vocab_size: int, device: torch.devic
     """(model on the device, AdamW, warm-up/decay scheduler) as configured: activation checkpointing and,
     under `train.parallelism=fsdp` in a process group, FSDP2 sharding applied before AdamW sees the
     parameters (`parallel.py`)."""
+    train = config.train
+    sharded = train.parallelism == "fsdp" and distributed.process_group_size() >= 1
+    # under fsdp on several ranks only rank 0 holds the whole model; the others build it on the meta device
+    from_rank0 = sharded and distributed.process_group_size() > 1 and not train.fsdp_cpu_offload
+    on_meta_device = from_rank0 and torch.distributed.get_rank() != 0
     model = build_model(
         config.model.size,
         vocab_size=vocab_size,
         max_sequence_length=config.data.sequence_length,
         pretrained_path=model_directory(config.model),
         overrides=config.model.overrides,
+        on_meta_device=on_meta_device,
     )
-    if config.train.activation_checkpointing:
+    full_state = model.state_dict() if from_rank0 and not on_meta_device else {}
+    if from_rank0:  # fresh weights drew random numbers on rank 0 only: every rank continues from its generator
+        distributed.broadcast_cpu_rng_state()
+    if train.activation_checkpointing:
         logger.info("activation checkpointing: %s", parallel.apply_activation_checkpointing(model))
-    if config.train.parallelism == "fsdp" and distributed.process_group_size() >= 1:
-        train = config.train
+    if sharded:
         parallel.shard_model(model, train.autocast_bf16(device.type), train.fsdp_cpu_offload)
-    if not config.train.fsdp_cpu_offload:
+    if on_meta_device:
+        model.to_empty(device=device)
+    if not train.fsdp_cpu_offload:
         model = model.to(device)
+    if from_rank0:
+        parallel.load_from_rank0(model, full_state)
+        del full_state
     optimizer = build_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, config))
     return model, optimizer, scheduler
