@@ -139,6 +139,7 @@ def test_ray_train_restores_the_verified_checkpoint_not_its_own_newest(ray_local
     assert (run_directory / "summary.json").stat().st_mtime_ns == summary_time
 
 
+@pytest.mark.slow  # 30 s; a failed worker restored from its checkpoint stays in the default suite (test_train_ray)
 def test_a_killed_sampler_actor_costs_one_retry_and_keeps_the_trajectory(ray_local, tmp_path, monkeypatch):
     from skillit_ray.train.faults import KILL_SAMPLER_AT_STEP_VARIABLE
 

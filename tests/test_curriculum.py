@@ -89,6 +89,7 @@ def test_parquet_pool_scores_answers_or_whole_texts(request, tmp_path, dataset):
     assert achieved_per_round(records) == [np.bincount(pool.skills[s], minlength=3).tolist() for s in schedules]
 
 
+@pytest.mark.slow  # 36 s; the loop's failure-and-restore trajectory stays in the default suite (test_train_ray)
 def test_two_workers_restored_after_a_failure_train_the_same_samples_as_one(ray_local, tmp_path, monkeypatch):
     overrides = ("mixture.strategy=curriculum", *CURRICULUM)
     single = run_local_training(small_config(tmp_path, *overrides))
