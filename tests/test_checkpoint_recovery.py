@@ -116,6 +116,7 @@ def test_checkpoints_follow_their_own_cadence_and_leave_no_staging_directory(tmp
     assert losses[0] == losses[1]  # no training-loss record lost across a checkpoint between evaluations
 
 
+@pytest.mark.slow  # 50-60 s (three Ray Train fits); the fallback itself stays in the default suite (above)
 def test_ray_train_restores_the_verified_checkpoint_not_its_own_newest(ray_local, tmp_path, monkeypatch, caplog):
     config = small_config(tmp_path, "run.name=ray-recover", "run.max_failures=0")
     expected, _ = train_in_process(config, RunStorage(str(tmp_path / "reference"), "run"))
