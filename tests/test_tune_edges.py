@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import small_config
 
 from skillit_ray.config.job import load_config
 from skillit_ray.tune.edges import best_setting, choice_margin, extend_search, next_value
@@ -67,8 +68,13 @@ def test_candidates_follow_the_setting_and_the_given_proportions():
     assert candidate_settings(load_config(None, ["tune.candidates=[skillit]"])) == []
     with pytest.raises(ValueError, match="mixture.proportions is empty"):
         candidate_settings(load_config(None, ["tune.candidates=[skillit, proportions]"]))
-    with pytest.raises(ValueError, match="tune.candidates entry='best' is not valid"):
-        load_config(None, ["tune.candidates=[best]"])
+    listed = load_config(None, ["tune.candidates=[auto, skill_curriculum, stratified]"])  # any strategy, once
+    assert candidate_settings(listed) == [{"strategy": "stratified"}, {"strategy": "skill_curriculum"}]
+    with pytest.raises(ValueError, match="tune.candidates entry='best' is not valid; choose one of auto, skillit, "
+                                         "target_only, proportions, .*curriculum"):  # fmt: skip
+        candidate_settings(load_config(None, ["tune.candidates=[best]"]))
+    with pytest.raises(ValueError, match="tune.candidates has ''"):
+        load_config(None, ["tune.candidates=['']"])
     target = apply_setting(load_config(None, ["mixture.setting=finetuning", "data.eval_skills=[lego_3]"]),
                            {"strategy": "target_only"}, ["lego_1", "lego_2", "lego_3"])  # fmt: skip
     assert target.mixture.strategy == "target_only" and target.mixture.proportions == [0.0, 0.0, 1.0]
@@ -85,3 +91,30 @@ def test_the_choice_says_by_how_much_it_won_and_keeps_skillit_beside_it():
     choice.update(choice_margin(choice["candidates"], "target_only", "min"))
     assert choice_line(choice) == ("the choice is target_only (mean_val_loss 5.2000), ahead of stratified (5.4000) by "
                                    "0.2000; Skill-it's best skillit(eta=0.5) 5.6000")  # fmt: skip
+
+
+def test_a_listed_baseline_that_cannot_run_is_refused_before_ray_starts(tmp_path, monkeypatch):
+    """`random` (the given fixed mixture) without mixture.proportions: the tuner says so before any trial."""
+    import skillit_ray.tune.search
+
+    def no_ray(*_):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(skillit_ray.tune.search, "connect_ray", no_ray)
+    config = small_config(tmp_path, "tune.candidates=[skillit, random]")
+    with pytest.raises(ValueError, match="mixture.strategy=random needs mixture.proportions"):
+        skillit_ray.tune.search.tune_hyperparameters(config)
+
+
+def test_the_pipeline_checks_its_candidates_before_learning_the_graph(tmp_path, monkeypatch):
+    """A candidate that cannot run fails the pipeline at once, not after the graph's short runs."""
+    import skillit_ray.tune.pipeline
+
+    def no_graph(*_):
+        raise AssertionError("the graph's runs started")
+
+    monkeypatch.setattr(skillit_ray.tune.pipeline, "learn_graph", no_graph)
+    for candidate, message in (("random", "mixture.strategy=random needs mixture.proportions"),
+                               ("stratify", "tune.candidates entry='stratify' is not valid")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            skillit_ray.tune.pipeline.run_pipeline(small_config(tmp_path, f"tune.candidates=[auto, {candidate}]"))

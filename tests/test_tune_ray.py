@@ -105,37 +105,40 @@ def test_tune_writes_a_ready_to_run_best_config(ray_local, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # SQLAlchemy's, inside MLflow's store
-def test_tune_follows_eta_past_the_grid_and_chooses_among_skillit_and_stratified(
+def test_tune_follows_eta_past_the_grid_and_chooses_among_skillit_and_the_baselines(
     ray_local, tmp_path, mlflow_database, capsys, caplog
 ):
-    """An eta grid of two: the best is at an edge, so one more eta is tried past it; stratified is scored on the
-    same seed; the choice is the best of Skill-it's best and stratified, written with both objectives. Every
-    trial is an MLflow run under the phase's run, and each fit has its progress lines."""
+    """An eta grid of two: the best is at an edge, so one more eta is tried past it; stratified (auto) and a
+    listed strategy, skill_curriculum, are scored on the same seed; the choice is the best of Skill-it's best
+    and the baselines, written with every objective. Every trial is an MLflow run under the phase's run, and
+    each fit has its progress lines."""
     shutil.copy(mlflow_database, tmp_path / "mlflow.db")
     caplog.set_level(logging.INFO, logger="skillit_ray")
     config = small_config(
         tmp_path, "tune.eta_grid=[0.1, 1.0]", "tune.num_rounds_choices=[2]", "tune.use_asha=false", "train.steps=6",
         "mixture.num_rounds=2", "train.eval_every_n_steps=3", "tune.max_edge_extensions=1", "tracking.sinks=[mlflow]",
+        "tune.candidates=[auto, skill_curriculum]",
     )  # fmt: skip
     result = tune_hyperparameters(config)
     printed = capsys.readouterr().out
-    for fit in ("search] trials 2/2", "edge] trials 1/1", "baselines] trials 1/1"):
+    for fit in ("search] trials 2/2", "edge] trials 1/1", "baselines] trials 2/2"):
         assert f"[tune {fit} done" in printed
     assert not any(noise in printed for noise in TUNE_NOISE)
     trials = json.loads((tmp_path / "run" / "tune" / "trials.json").read_text())
     etas = sorted(trial["eta"] for trial in trials if trial["strategy"] == "skillit")
     assert etas[:1] == [pytest.approx(0.1 / 3)] or etas[-1:] == [pytest.approx(3.0)]  # past the better edge
-    assert len(etas) == 3 and [trial["strategy"] for trial in trials].count("stratified") == 1
+    strategies = [trial["strategy"] for trial in trials]
+    assert len(etas) == 3 and strategies.count("stratified") == strategies.count("skill_curriculum") == 1
     choice = json.loads((tmp_path / "run" / "tune" / "candidates.json").read_text())
     objectives = choice["candidates"]
-    assert set(objectives) == {choice["skillit_best"], "stratified"}
+    assert set(objectives) == {choice["skillit_best"], "stratified", "skill_curriculum"}
     assert choice["objective"] == min(objectives.values()) and objectives[choice["winner"]] == choice["objective"]
-    [runner_up] = set(objectives) - {choice["winner"]}  # by how much it won, in the file and on the console
+    runner_up = sorted(set(objectives) - {choice["winner"]}, key=objectives.get)[0]  # by how much it won
     assert choice["runner_up"] == runner_up and choice["margin"] == objectives[runner_up] - choice["objective"] >= 0
     assert (f"[tune] the choice is {choice['winner']} (mean_val_loss {choice['objective']:.4f}), ahead of {runner_up} "
             f"({objectives[runner_up]:.4f}) by {choice['margin']:.4f}: ") in caplog.text  # fmt: skip
-    assert load_config(result["best_config"]).mixture.strategy == ("stratified" if choice["winner"] == "stratified"
-                                                                   else "skillit")  # fmt: skip
+    strategy = choice["winner"] if choice["winner"] in ("stratified", "skill_curriculum") else "skillit"
+    assert load_config(result["best_config"]).mixture.strategy == strategy
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(config.tracking.resolved_mlflow_uri(config.run.storage_path))
@@ -144,9 +147,10 @@ def test_tune_follows_eta_past_the_grid_and_chooses_among_skillit_and_stratified
     artifacts = {artifact.path for artifact in client.list_artifacts(parent.info.run_id)}
     assert artifacts == {"best_config.yaml", "candidates.json", "trials.json"}
     children = client.search_runs(["1"], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert sorted(child.data.params["fit"] for child in children) == ["baselines", "edge", "search", "search"]
+    fits = sorted(child.data.params["fit"] for child in children)
+    assert fits == ["baselines", "baselines", "edge", "search", "search"]
     objectives = {child.info.run_name: child.data.metrics["objective"] for child in children}
-    assert objectives[choice["winner"]] == pytest.approx(choice["objective"]) and len(objectives) == 4
+    assert objectives[choice["winner"]] == pytest.approx(choice["objective"]) and len(objectives) == 5
     assert all(child.info.status == "FINISHED" and "eval/mean_val_loss" in child.data.metrics for child in children)
 
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 from skillit_ray.config.loading import choice, require
 
-CANDIDATES = ("auto", "skillit", "stratified", "target_only", "proportions")
+CANDIDATES = ("auto", "skillit", "target_only", "proportions")
+"""The tuner's own candidate names; any other entry of `tune.candidates` names a registered strategy
+(`skillit_ray/mixture/strategies/`), checked by `tune/search.py:candidate_settings` before Ray starts."""
 
 
 @dataclass
@@ -53,9 +55,10 @@ class TuneConfig:
     """Extension steps at most (each tries every dimension at an edge once)."""
     candidates: list[str] = field(default_factory=lambda: ["auto"])
     """What the search chooses among, all scored by the same short runs on the same `seeds`: skillit (its best
-    setting), stratified, target_only (the targets of a fine-tuning run), proportions (the given
-    `mixture.proportions`); "auto" is skillit + stratified + target_only in fine-tuning + proportions when
-    given. [skillit] pins Skill-it."""
+    setting), target_only (the targets of a fine-tuning run), proportions (the given `mixture.proportions`),
+    or any registered strategy by name (stratified, curriculum, skill_curriculum, static, ..., run with the
+    config's own `mixture` options); "auto" is skillit + stratified + target_only in fine-tuning +
+    proportions when given. [skillit] pins Skill-it; [auto, skill_curriculum] adds a baseline."""
 
     def validate(self) -> None:
         require(
@@ -78,7 +81,11 @@ class TuneConfig:
         require(self.max_edge_extensions >= 0, "tune.max_edge_extensions must be >= 0")
         require(bool(self.candidates), "tune.candidates must list at least one (e.g. [skillit] to pin Skill-it)")
         for candidate in self.candidates:
-            choice("tune.candidates entry", candidate, CANDIDATES)
+            require(
+                isinstance(candidate, str) and bool(candidate),
+                f"tune.candidates has {candidate!r}; each entry must be one of {', '.join(CANDIDATES)} or a "
+                "strategy name (`skillit-ray keys` lists them)",
+            )
 
     def validate_for_steps(self, num_steps: int) -> None:
         """Checks that matter only when tuning: every candidate number of rounds fits the run's steps."""

@@ -11,13 +11,16 @@ import copy
 from typing import Any
 
 from skillit_ray.config.job import JobConfig
+from skillit_ray.data.sources.registry import resolve_skills
 from skillit_ray.train.launch import run_training
 from skillit_ray.tune.graph_runs import learn_graph
-from skillit_ray.tune.search import tune_hyperparameters
+from skillit_ray.tune.search import checked_candidates, tune_hyperparameters
 
 
 def run_pipeline(config: JobConfig) -> dict[str, Any]:
     """graph -> tune -> train, each stage feeding the next (graph.json into mixture.graph_path)."""
+    config.tune.validate_for_steps(config.train.steps)  # the search's own errors before the graph's runs
+    checked_candidates(config, resolve_skills(config).train_skills)
     graph_result = learn_graph(config)
     tuned_input = copy.deepcopy(config)
     tuned_input.mixture.graph_path = graph_result["graph_json"]

@@ -5,10 +5,10 @@ log-uniform eta (or `tune.eta_grid`), the number of rounds and the window; each 
 run in its process (repeated over `tune.seeds`), its objective the final mean validation loss (or
 accuracy), ASHA stopping poor trials at evaluation points (one seed only). Where the best value of a
 dimension is at the edge of what was tried, the search goes on past it (`edges.py`). Then the baselines
-that apply (`tune.candidates`: stratified; target_only in fine-tuning; the given proportions) are scored
-by the same runs on the same seeds, and the best of them and Skill-it's best is the choice: written as a
-ready-to-run YAML, with `tune/candidates.json` (who won, by how much, Skill-it's best beside it) and
-every trial in `tune/trials.json`.
+that apply (`tune.candidates`: stratified; target_only in fine-tuning; the given proportions; any strategy
+the user lists, such as skill_curriculum) are scored by the same runs on the same seeds, and the best of
+them and Skill-it's best is the choice: written as a ready-to-run YAML, with `tune/candidates.json` (who
+won, by how much, Skill-it's best beside it) and every trial in `tune/trials.json`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ import numpy as np
 import yaml
 
 from skillit_ray.config.job import JobConfig, config_from_dict
+from skillit_ray.config.loading import choice
+from skillit_ray.config.tune import CANDIDATES
 from skillit_ray.data.source import SkillSetup
 from skillit_ray.data.storage import RunStorage
-from skillit_ray.mixture.registry import strategy_from_config
+from skillit_ray.mixture.registry import check_mixture, strategies, strategy_from_config
 from skillit_ray.train import console
 from skillit_ray.train.callbacks import LoopCallback
 from skillit_ray.train.launch import connect_ray
@@ -127,9 +129,11 @@ def search_space(config: JobConfig) -> dict[str, Any]:
 
 
 def candidate_settings(config: JobConfig) -> list[dict[str, Any]]:
-    """The baselines the search scores beside Skill-it's best (`tune.candidates`)."""
+    """The baselines the search scores beside Skill-it's best (`tune.candidates`): the tuner's own names
+    (`config/tune.py:CANDIDATES`) or any registered strategy; an unknown name lists them all."""
     names: list[str] = []
     for candidate in config.tune.candidates:
+        choice("tune.candidates entry", candidate, list(dict.fromkeys([*CANDIDATES, *strategies()])))
         if candidate == "auto":
             names += ["stratified"] + (["target_only"] if config.mixture.setting == "finetuning" else [])
             names += ["proportions"] if config.mixture.proportions else []
@@ -138,6 +142,14 @@ def candidate_settings(config: JobConfig) -> list[dict[str, Any]]:
     if "proportions" in names and not config.mixture.proportions:
         raise ValueError("tune.candidates has proportions but mixture.proportions is empty; give the mixture")
     return [{"strategy": name} for name in dict.fromkeys(names)]
+
+
+def checked_candidates(config: JobConfig, train_skills: list[str]) -> list[dict[str, Any]]:
+    """`candidate_settings`, each checked as the run it will be (its proportions, its options), before Ray starts."""
+    baselines = candidate_settings(config)
+    for baseline in baselines:
+        check_mixture(apply_setting(copy.deepcopy(config), baseline, train_skills))
+    return baselines
 
 
 class TrialRunner:
@@ -200,7 +212,7 @@ def tune_hyperparameters(config: JobConfig) -> dict[str, Any]:
     config, setup = resolve_run(config)
     config.tune.validate_for_steps(config.train.steps)
     strategy_from_config(config, setup.train_skills, setup.eval_skills)  # graph and strategy errors before any trial
-    baselines = candidate_settings(config)
+    baselines = checked_candidates(config, setup.train_skills)
     trackers = PhaseTrackers(config, "tune")  # a bad tracking URI fails before Ray starts
     connect_ray(config)
     try:
