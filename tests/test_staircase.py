@@ -66,7 +66,19 @@ def test_the_demo_configs_are_valid_and_refuse_an_existing_output(tmp_path):
 
     for extra in DEMO_RUNS.values():
         config = load_config(None, [*DEMO_SETTINGS, *extra, "mixture.graph_path=graph.json"])
-        assert config.data.source == "staircase" and config.train.steps == 1200
+        assert config.data.source == "staircase" and config.train.steps == 800
     (tmp_path / "skillit").mkdir()
     with pytest.raises(ValueError, match="exists from an earlier demo"):
         run_demo(str(tmp_path))  # refused before Ray starts: nothing already written is overwritten
+
+
+def test_the_demo_seed_table_pairs_every_strategy_with_stratified_by_seed():
+    from skillit_ray.tune.demo import seed_table
+
+    accuracy = {("skillit", 0): [1.0, 0.8], ("skillit", 1): [1.0, 1.0], ("stratified", 0): [0.5, 0.5],
+                ("stratified", 1): [1.0, 0.6]}  # fmt: skip
+    lines = seed_table(accuracy).splitlines()
+    assert lines[1].split() == ["strategy", "seed", "0", "seed", "1", "mean", "+/-", "std", "minus", "stratified"]
+    # skillit: 90 and 100 (mean 95.0, std 7.1); paired differences +40 and +20 (mean +30.0, std 14.1)
+    assert lines[3].split() == ["skillit", "90.0", "100.0", "95.0", "+/-", "7.1", "+30.0", "+/-", "14.1"]
+    assert lines[4].split() == ["stratified", "50.0", "80.0", "65.0", "+/-", "21.2"]

@@ -6,13 +6,16 @@ asks for the i-th variable of an ordered chain, one XOR step beyond skill i - 1)
 1. `skillit-ray graph`: the system learns the skills graph itself, one short run per skill on Ray
    Tune (paper Algorithm 3, with the graph defaults: relative loss drops, the drop common to all
    skills removed);
-2. `skillit-ray train` three times, the same 1200 steps each (Ray Train worker + sampler actor):
-   Skill-it with that learned graph, skill-stratified sampling, and random (the paper's imbalanced
-   style, 1:1:3:5, weighted towards the hard skills);
-3. a per-skill accuracy table, the comparison plot and each run's mixture and loss plots.
+2. `skillit-ray train` three times on seed 0, the same 800 steps each (Ray Train worker + sampler
+   actor): Skill-it with that learned graph, skill-stratified sampling, and random (the paper's
+   imbalanced style, 1:1:3:5, weighted towards the hard skills); a per-skill accuracy table, the
+   comparison plot and each run's mixture and loss plots;
+3. Skill-it and stratified again on seeds 1 and 2, as Ray tasks (the same loop in the task's process,
+   one torch thread, two at a time), and a table of every seed with the difference paired by seed.
 
-The efficiency benchmark (docs/RESULTS.md) runs the same setting with 3 seeds and every strategy.
-One seed is one draw: the benchmark gives the spread.
+One seed is one draw: on this chain a run either learns the later steps or stays at the majority
+answer, so a single seed can land either way. The seeds give the spread; the efficiency benchmark
+(docs/RESULTS.md) runs every strategy.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+
+import numpy as np
 
 from skillit_ray.config.job import load_config
 
@@ -34,7 +39,7 @@ DEMO_SETTINGS = [
     "data.staircase.chain_length=12",
     "data.staircase.negation_probability=0.25",
     "model.size=tiny",
-    "train.steps=1200",
+    "train.steps=800",
     "train.batch_size=32",
     "train.learning_rate=1e-3",  # from scratch
     "train.eval_every_n_steps=40",
@@ -42,10 +47,14 @@ DEMO_SETTINGS = [
     "mixture.window=3",
     "graph.steps=200",  # skill 1 alone is learned in 50-150 steps; 200 lets every run show its drop
     "scaling.num_workers=1",
-    "scaling.cpus_per_worker=2",
+    "scaling.cpus_per_worker=1",  # one torch thread, as in the seed tasks
     "graph.cpus_per_trial=1",
 ]
 """The demo's shared settings (overridable with --set)."""
+
+SEED_RUNS = ("skillit", "stratified")
+"""The strategies run again on `EXTRA_SEEDS` (Ray tasks), for the table paired by seed."""
+EXTRA_SEEDS = (1, 2)
 
 DEMO_RUNS = {
     "skillit": ["mixture.strategy=skillit", f"mixture.eta={DEMO_ETA}"],
@@ -55,7 +64,8 @@ DEMO_RUNS = {
 
 
 def run_demo(out_dir: str = "runs/demo", overrides: list[str] | None = None) -> list[Path]:
-    """Learn the graph, train the three runs, print the comparison; returns the run directories."""
+    """Learn the graph, train the three runs on seed 0 and two strategies on more seeds, print both tables;
+    returns the run directories of seed 0."""
     import ray
 
     from skillit_ray.train import report
@@ -70,6 +80,13 @@ def run_demo(out_dir: str = "runs/demo", overrides: list[str] | None = None) -> 
         name: load_config(None, [*shared, *extra, f"run.name={name}", f"mixture.graph_path={graph_json}"])
         for name, extra in DEMO_RUNS.items()
     }  # every config is validated before Ray starts
+    seed_overrides = {
+        (name, seed): [*shared, *DEMO_RUNS[name], f"run.name={name}-seed{seed}", f"mixture.graph_path={graph_json}",
+                       f"train.seed={seed}"]
+        for name in SEED_RUNS for seed in EXTRA_SEEDS
+    }  # fmt: skip
+    for extra in seed_overrides.values():
+        load_config(None, extra)
     for name in ["graph", *configs]:
         if (storage / name).exists():
             raise ValueError(f"{storage / name} exists from an earlier demo; remove {storage} or pass --out NEW_DIR")
@@ -82,13 +99,71 @@ def run_demo(out_dir: str = "runs/demo", overrides: list[str] | None = None) -> 
     print(f"learned graph (rows = trained skill, columns = evaluated skill):\n{rows}", flush=True)
     run_directories = []
     for name, config in configs.items():
-        print(f"=== {name}: {config.train.steps} steps of {config.train.batch_size} sequences", flush=True)
+        print(f"=== {name}, seed 0: {config.train.steps} steps of {config.train.batch_size} sequences", flush=True)
         run_training(config)
         run_directories.append(storage / name)
+    print(f"\n=== {' and '.join(SEED_RUNS)} on seeds {', '.join(map(str, EXTRA_SEEDS))}: Ray tasks, two at a time",
+          flush=True)  # fmt: skip
+    accuracy = {(name, 0): _final_accuracy(storage / name) for name in SEED_RUNS}
+    accuracy.update(_seed_runs(seed_overrides))
     elapsed_seconds = time.perf_counter() - started
-    print(f"\nstaircase chain, 4 skills, from scratch; the graph and 3 runs took {elapsed_seconds:.0f} s\n")
+    print(f"\nstaircase chain, 4 skills, from scratch; the graph and {len(configs) + len(seed_overrides)} runs took "
+          f"{elapsed_seconds:.0f} s\n")  # fmt: skip
+    print("seed 0:")
     print(report.comparison_table(run_directories))
+    print()
+    print(seed_table(accuracy))
     comparison = report.plot_comparison(run_directories, storage / "comparison.png")
     print(f"\nplots: {comparison}, {storage / 'graph' / 'graph' / 'graph_heatmap.png'}, <run>/mixture_weights.png")
     ray.shutdown()
     return run_directories
+
+
+def _final_accuracy(run_directory: Path) -> list[float]:
+    return json.loads((run_directory / "summary.json").read_text())["per_skill_accuracy"]
+
+
+def _seed_runs(seed_overrides: dict[tuple[str, int], list[str]]) -> dict[tuple[str, int], list[float]]:
+    """Every (strategy, seed) run as a Ray task of one CPU; the final per-skill accuracy of each."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def train_in_task(overrides: list[str]) -> list[float]:
+        import torch
+
+        from skillit_ray.train.local import run_local_training
+
+        torch.set_num_threads(1)
+        return run_local_training(load_config(None, overrides))["evaluations"][-1]["accuracy"]
+
+    pending = {train_in_task.remote(overrides): key for key, overrides in seed_overrides.items()}
+    results = {}
+    while pending:
+        [done], _ = ray.wait(list(pending))
+        name, seed = pending.pop(done)
+        results[name, seed] = ray.get(done)
+        per_skill = " ".join(f"{100 * value:.0f}" for value in results[name, seed])
+        print(f"[{name} seed {seed}] mean accuracy {100 * np.mean(results[name, seed]):.1f}% (per skill {per_skill})",
+              flush=True)  # fmt: skip
+    return results
+
+
+def seed_table(accuracy: dict[tuple[str, int], list[float]]) -> str:
+    """Mean accuracy (%) per strategy and seed, mean +/- std over seeds, and the difference to stratified paired
+    by seed (`accuracy`: (strategy, seed) -> final per-skill accuracy)."""
+    names = list(dict.fromkeys(name for name, _ in accuracy))
+    seeds = sorted({seed for _, seed in accuracy})
+    means = {name: np.array([100 * np.mean(accuracy[name, seed]) for seed in seeds]) for name in names}
+
+    def spread(values: np.ndarray) -> str:
+        return f"{values.mean():+.1f} +/- {values.std(ddof=1) if values.size > 1 else 0.0:.1f}"
+
+    header = f"{'strategy':<12}" + "".join(f"{'seed ' + str(seed):>9}" for seed in seeds)
+    lines = ["mean accuracy (%) at the end of training, by seed; differences paired by seed",
+             f"{header}{'mean +/- std':>16}{'minus stratified':>20}", "-" * (len(header) + 36)]  # fmt: skip
+    for name in names:
+        values = means[name]
+        paired = spread(values - means["stratified"]) if "stratified" in means and name != "stratified" else ""
+        lines.append(f"{name:<12}" + "".join(f"{value:9.1f}" for value in values)
+                     + f"{spread(values).lstrip('+'):>16}{paired:>20}".rstrip())  # fmt: skip
+    return "\n".join(lines)
