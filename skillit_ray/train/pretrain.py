@@ -57,6 +57,7 @@ def pretrain(config: JobConfig, out: str, overwrite: bool = False) -> dict[str, 
     from skillit_ray.data.sources.registry import load_skill_tokenizer
     from skillit_ray.data.storage import RunStorage
     from skillit_ray.train.checkpoint import newest_whole_checkpoint
+    from skillit_ray.train.export import EXPORT_DIRECTORY
     from skillit_ray.train.launch import run_training
     from skillit_ray.train.model import build_model
     from skillit_ray.train.resolve import resolve_run
@@ -95,8 +96,6 @@ def pretrain(config: JobConfig, out: str, overwrite: bool = False) -> dict[str, 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     if exported is not None:  # the run's own export: the weights, config and tokenizer as the run wrote them
-        from skillit_ray.train.export import EXPORT_DIRECTORY
-
         record["export"] = storage.uri(EXPORT_DIRECTORY)
         for name in exported:
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
